@@ -1,0 +1,305 @@
+#include "automaton.h"
+
+#include <algorithm>
+#include <cstring>
+#include <queue>
+
+namespace fcg {
+
+Automaton::Automaton(Nfa nfa, const Limits& limits) : nfa_(std::move(nfa)), limits_(limits) {
+  max_chunks_ = int32_t(limits_.max_dfa_states >> kChunkBits) + 1;
+  chunks_.reset(new std::unique_ptr<DState[]>[max_chunks_]);
+  stamp_.assign(nfa_.states.size(), 0);
+  for (size_t k = 0; k < nfa_.special_tokens.size(); ++k)
+    token_symbol_.emplace(nfa_.special_tokens[k], kNumBytes + Symbol(k));
+  compute_classes();
+  compute_costs();
+  std::lock_guard<std::mutex> lock(mu_);
+  intern_locked({});  // state 0: dead
+  rule_start_.resize(nfa_.call_start.size());
+  for (size_t c = 0; c < nfa_.call_start.size(); ++c) {
+    std::vector<int32_t> s{nfa_.call_start[c]};
+    closure_locked(s);
+    rule_start_[c] = intern_locked(std::move(s));
+  }
+}
+
+Automaton::~Automaton() = default;
+
+Symbol Automaton::token_symbol(int32_t token_id) const {
+  auto it = token_symbol_.find(token_id);
+  return it == token_symbol_.end() ? -1 : it->second;
+}
+
+// Symbols that no edge tells apart share a class (partition refinement over the distinct ranges).
+void Automaton::compute_classes() {
+  int32_t nsym = kNumBytes + int32_t(nfa_.special_tokens.size());
+  std::vector<std::pair<Symbol, Symbol>> ranges;
+  for (const auto& st : nfa_.states)
+    for (const auto& e : st.edges) ranges.push_back({e.lo, e.hi});
+  std::sort(ranges.begin(), ranges.end());
+  ranges.erase(std::unique(ranges.begin(), ranges.end()), ranges.end());
+  std::vector<int32_t> cls(nsym, 0);
+  int32_t ncls = 1;
+  std::vector<int32_t> remap;
+  for (auto [lo, hi] : ranges) {
+    // Split every class that has members both inside and outside [lo, hi].
+    remap.assign(ncls, -1);
+    for (Symbol s = lo; s <= hi; ++s) {
+      int32_t c = cls[s];
+      if (remap[c] < 0) remap[c] = ncls++;
+      cls[s] = remap[c];
+    }
+    // Classes fully inside the range got a fresh id; that is still a valid (finer) partition.
+    // Compact ids so they stay dense.
+    std::vector<int32_t> dense(ncls, -1);
+    int32_t n = 0;
+    for (Symbol s = 0; s < nsym; ++s) {
+      int32_t c = cls[s];
+      if (dense[c] < 0) dense[c] = n++;
+      cls[s] = dense[c];
+    }
+    ncls = n;
+  }
+  sym_class_.assign(cls.begin(), cls.end());
+  num_classes_ = ncls;
+}
+
+// Fewest symbols from each NFA state to its rule's end (Dijkstra on the reversed graph; a call edge
+// costs the callee's shortest length). Iterated until the callees' lengths settle.
+void Automaton::compute_costs() {
+  size_t N = nfa_.states.size(), C = nfa_.call_start.size();
+  struct RevEdge { int32_t from; int32_t callee; uint32_t w; };
+  std::vector<std::vector<RevEdge>> rev(N);
+  for (size_t s = 0; s < N; ++s) {
+    for (const auto& e : nfa_.states[s].edges) rev[e.to].push_back({int32_t(s), -1, 1});
+    for (int32_t t : nfa_.states[s].eps) rev[t].push_back({int32_t(s), -1, 0});
+    for (const auto& c : nfa_.states[s].calls) rev[c.ret].push_back({int32_t(s), c.rule, 0});
+  }
+  std::vector<uint32_t> minlen(C, kInfCost);
+  nfa_cost_.assign(N, kInfCost);
+  for (size_t iter = 0; iter <= C + 1; ++iter) {
+    std::fill(nfa_cost_.begin(), nfa_cost_.end(), kInfCost);
+    using QE = std::pair<uint32_t, int32_t>;
+    std::priority_queue<QE, std::vector<QE>, std::greater<QE>> pq;
+    for (size_t c = 0; c < C; ++c) {
+      nfa_cost_[nfa_.call_final[c]] = 0;
+      pq.push({0, nfa_.call_final[c]});
+    }
+    while (!pq.empty()) {
+      auto [d, s] = pq.top();
+      pq.pop();
+      if (d != nfa_cost_[s]) continue;
+      for (const auto& re : rev[s]) {
+        uint32_t w = re.callee < 0 ? re.w : minlen[re.callee];
+        if (w >= kInfCost) continue;
+        uint32_t nd = std::min<uint32_t>(kInfCost, d + w);
+        if (nd < nfa_cost_[re.from]) {
+          nfa_cost_[re.from] = nd;
+          pq.push({nd, re.from});
+        }
+      }
+    }
+    bool changed = false;
+    for (size_t c = 0; c < C; ++c) {
+      uint32_t v = nfa_cost_[nfa_.call_start[c]];
+      if (v != minlen[c]) { minlen[c] = v; changed = true; }
+    }
+    if (!changed) break;
+  }
+  if (nfa_cost_[nfa_.call_start[0]] >= kInfCost)
+    throw GrammarError("the grammar accepts no string at all (its language is empty)");
+}
+
+void Automaton::closure_locked(std::vector<int32_t>& set) const {
+  if (++stamp_gen_ == 0) {
+    std::fill(stamp_.begin(), stamp_.end(), 0);
+    stamp_gen_ = 1;
+  }
+  std::vector<int32_t> todo;
+  std::vector<int32_t> out;
+  for (int32_t s : set)
+    if (stamp_[s] != stamp_gen_) {
+      stamp_[s] = stamp_gen_;
+      todo.push_back(s);
+    }
+  while (!todo.empty()) {
+    int32_t s = todo.back();
+    todo.pop_back();
+    out.push_back(s);
+    for (int32_t t : nfa_.states[s].eps)
+      if (stamp_[t] != stamp_gen_) {
+        stamp_[t] = stamp_gen_;
+        todo.push_back(t);
+      }
+  }
+  std::sort(out.begin(), out.end());
+  set.swap(out);
+}
+
+int32_t Automaton::intern_locked(std::vector<int32_t>&& set) const {
+  auto it = intern_.find(set);
+  if (it != intern_.end()) return it->second;
+  int32_t id = count_.load(std::memory_order_relaxed);
+  if (id >= limits_.max_dfa_states)
+    throw LimitError("grammar automaton exceeds " + std::to_string(limits_.max_dfa_states) +
+                     " deterministic states");
+  int32_t chunk = id >> kChunkBits;
+  if (!chunks_[chunk]) chunks_[chunk].reset(new DState[size_t(1) << kChunkBits]);
+  DState& st = chunks_[chunk][id & kChunkMask];
+  st.nfa = set;
+  if (!set.empty()) {
+    st.rule = nfa_.state_rule[set[0]];
+    int32_t fin = nfa_.call_final[st.rule];
+    uint32_t cost = kInfCost;
+    for (int32_t s : set) {
+      if (s == fin) st.final = true;
+      cost = std::min(cost, nfa_cost_[s]);
+    }
+    st.cost = cost;
+  }
+  intern_.emplace(std::move(set), id);
+  count_.store(id + 1, std::memory_order_release);
+  // Calls: group return states by callee.
+  std::vector<std::pair<int32_t, int32_t>> calls;  // (callee, ret nfa)
+  for (int32_t s : st.nfa)
+    for (const auto& c : nfa_.states[s].calls) calls.push_back({c.rule, c.ret});
+  if (!calls.empty()) {
+    std::sort(calls.begin(), calls.end());
+    std::vector<std::pair<int32_t, int32_t>> grouped;
+    for (size_t i = 0; i < calls.size();) {
+      size_t j = i;
+      std::vector<int32_t> rets;
+      while (j < calls.size() && calls[j].first == calls[i].first) rets.push_back(calls[j++].second);
+      closure_locked(rets);
+      int32_t r = intern_locked(std::move(rets));
+      grouped.push_back({calls[i].first, r});
+      i = j;
+    }
+    // Re-fetch: intern_locked may have allocated a new chunk but DState addresses are stable.
+    chunks_[chunk][id & kChunkMask].calls = std::move(grouped);
+  }
+  return id;
+}
+
+const int32_t* Automaton::compute_row(int32_t d) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  DState& st = state_mut(d);
+  if (const int32_t* r = st.row.load(std::memory_order_acquire)) return r;
+  std::unique_ptr<int32_t[]> row(new int32_t[num_classes_]);
+  std::vector<std::vector<int32_t>> targets(num_classes_);
+  std::vector<int32_t> mark(num_classes_, -1);
+  int32_t edge_id = 0;
+  for (int32_t s : st.nfa)
+    for (const auto& e : nfa_.states[s].edges) {
+      ++edge_id;
+      for (Symbol x = e.lo; x <= e.hi; ++x) {
+        int32_t c = sym_class_[x];
+        if (mark[c] != edge_id) {
+          mark[c] = edge_id;
+          targets[c].push_back(e.to);
+        }
+      }
+    }
+  for (int32_t c = 0; c < num_classes_; ++c) {
+    if (targets[c].empty()) {
+      row[c] = kDead;
+      continue;
+    }
+    closure_locked(targets[c]);
+    row[c] = intern_locked(std::move(targets[c]));
+  }
+  const int32_t* out = row.get();
+  rows_.push_back(std::move(row));
+  st.row.store(out, std::memory_order_release);
+  return out;
+}
+
+size_t Automaton::memory_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t b = 0;
+  for (const auto& s : nfa_.states)
+    b += sizeof(NfaState) + s.edges.size() * sizeof(NfaEdge) + s.eps.size() * 4 + s.calls.size() * 8;
+  int32_t n = count_.load();
+  b += size_t((n >> kChunkBits) + 1) * (sizeof(DState) << kChunkBits);
+  for (int32_t i = 0; i < n; ++i) b += state(i).nfa.size() * 4 * 3;  // vector + map key
+  b += rows_.size() * size_t(num_classes_) * 4;
+  return b;
+}
+
+// ---- StackArena / configurations ----------------------------------------------------------------
+
+void StackArena::reset() {
+  nodes_.clear();
+  index_.clear();
+  nodes_.push_back({-1, kDead, 0, 0});
+}
+
+int32_t StackArena::push(const Automaton& a, int32_t parent, int32_t ret, uint32_t max_depth) {
+  uint64_t key = (uint64_t(uint32_t(parent)) << 32) | uint32_t(ret);
+  auto it = index_.find(key);
+  if (it != index_.end()) return it->second;
+  const Node& p = nodes_[parent];
+  if (p.depth + 1 > max_depth) return -1;
+  uint32_t cost = std::min<uint32_t>(kInfCost, p.cost + a.state(ret).cost);
+  nodes_.push_back({parent, ret, cost, p.depth + 1});
+  int32_t id = int32_t(nodes_.size() - 1);
+  index_.emplace(key, id);
+  return id;
+}
+
+void closure(const Automaton& a, StackArena& arena, std::vector<Config>& cfgs, uint32_t max_depth) {
+  // Fast path: one configuration with nothing to expand.
+  if (cfgs.size() == 1) {
+    const DState& st = a.state(cfgs[0].d);
+    if (st.calls.empty() && !(st.final && cfgs[0].stack != 0)) return;
+  }
+  std::vector<Config> todo;
+  todo.swap(cfgs);
+  while (!todo.empty()) {
+    Config c = todo.back();
+    todo.pop_back();
+    if (c.d == kDead) continue;
+    if (std::find(cfgs.begin(), cfgs.end(), c) != cfgs.end()) continue;
+    cfgs.push_back(c);
+    const DState& st = a.state(c.d);
+    for (const auto& [callee, ret] : st.calls) {
+      int32_t s = arena.push(a, c.stack, ret, max_depth);
+      if (s >= 0) todo.push_back({a.rule_start(callee), s});
+    }
+    if (st.final && c.stack != 0) {
+      const auto& n = arena.node(c.stack);
+      todo.push_back({n.ret, n.parent});
+    }
+  }
+}
+
+bool step_configs(const Automaton& a, StackArena& arena, const std::vector<Config>& in, Symbol s,
+                  std::vector<Config>& out, uint32_t max_depth) {
+  out.clear();
+  for (const Config& c : in) {
+    int32_t t = a.step(c.d, s);
+    if (t != kDead) {
+      Config n{t, c.stack};
+      if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+    }
+  }
+  if (out.empty()) return false;
+  closure(a, arena, out, max_depth);
+  return !out.empty();
+}
+
+bool configs_accepting(const Automaton& a, const std::vector<Config>& cfgs) {
+  for (const Config& c : cfgs)
+    if (c.stack == 0 && a.state(c.d).final) return true;
+  return false;
+}
+
+uint32_t configs_cost(const Automaton& a, const StackArena& arena, const std::vector<Config>& cfgs) {
+  uint32_t best = kInfCost;
+  for (const Config& c : cfgs)
+    best = std::min<uint32_t>(best, a.state(c.d).cost + arena.node(c.stack).cost);
+  return best;
+}
+
+}  // namespace fcg

@@ -1,0 +1,140 @@
+// Lazily determinized automaton over symbols (bytes + special tokens), with call edges for recursion.
+//
+// Each deterministic state is a set of NFA states of one call rule. Transitions are computed on first
+// use, one row (all symbol classes) at a time, under a mutex; rows are published through atomics so
+// that many matchers (and threads) read a compiled grammar without locking.
+// At run time a matcher holds a set of configurations (state, stack); the stack lives in a per-matcher
+// StackArena and is only non-empty inside recursive rules.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "common.h"
+#include "grammar.h"
+
+namespace fcg {
+
+constexpr int32_t kDead = 0;
+constexpr uint32_t kInfCost = 0x3FFFFFFF;
+
+struct DState {
+  std::vector<int32_t> nfa;                     // sorted NFA states
+  std::atomic<const int32_t*> row{nullptr};    // symbol class -> next state (kDead = none)
+  int32_t rule = 0;                             // owning call rule
+  bool final = false;                           // the rule can end here
+  uint32_t cost = kInfCost;                     // fewest symbols to end the rule from here
+  std::vector<std::pair<int32_t, int32_t>> calls;  // (callee rule, DFA state to return to)
+  // Slots for the token layer's caches (owned and interpreted by CompiledGrammar).
+  std::atomic<void*> mask{nullptr};   // cached token mask for this state with an empty stack
+  std::atomic<int32_t> lexeme{-1};    // -1 unknown, 0 none, else exit state of a JSON string body
+};
+
+class Automaton {
+ public:
+  Automaton(Nfa nfa, const Limits& limits);
+  ~Automaton();
+  Automaton(const Automaton&) = delete;
+  Automaton& operator=(const Automaton&) = delete;
+
+  int32_t start() const { return rule_start_[0]; }
+  int32_t rule_start(int32_t rule) const { return rule_start_[rule]; }
+  bool has_calls() const { return nfa_.call_start.size() > 1; }
+  const Nfa& nfa() const { return nfa_; }
+
+  const DState& state(int32_t d) const { return chunks_[d >> kChunkBits][d & kChunkMask]; }
+  DState& state_mut(int32_t d) const { return chunks_[d >> kChunkBits][d & kChunkMask]; }
+  int32_t num_states() const { return count_.load(std::memory_order_acquire); }
+
+  int32_t symbol_class(Symbol s) const { return sym_class_[s]; }
+  int32_t num_classes() const { return num_classes_; }
+  int32_t num_symbols() const { return int32_t(sym_class_.size()); }
+
+  const int32_t* row(int32_t d) const {
+    const int32_t* r = state(d).row.load(std::memory_order_acquire);
+    return r ? r : compute_row(d);
+  }
+  int32_t step(int32_t d, Symbol s) const { return row(d)[sym_class_[s]]; }
+  int32_t step_byte(int32_t d, uint8_t b) const { return row(d)[sym_class_[b]]; }
+
+  // Special token id -> symbol (or -1 if the grammar never names it).
+  Symbol token_symbol(int32_t token_id) const;
+  const std::vector<int32_t>& special_tokens() const { return nfa_.special_tokens; }
+
+  size_t memory_bytes() const;
+
+ private:
+  static constexpr int kChunkBits = 10;
+  static constexpr int32_t kChunkMask = (1 << kChunkBits) - 1;
+
+  const int32_t* compute_row(int32_t d) const;
+  int32_t intern_locked(std::vector<int32_t>&& set) const;
+  void closure_locked(std::vector<int32_t>& set) const;
+  void compute_costs();
+  void compute_classes();
+
+  Nfa nfa_;
+  Limits limits_;
+  std::vector<uint16_t> sym_class_;
+  int32_t num_classes_ = 0;
+  std::vector<uint32_t> nfa_cost_;
+  std::vector<int32_t> rule_start_;
+
+  mutable std::mutex mu_;
+  mutable std::unique_ptr<std::unique_ptr<DState[]>[]> chunks_;
+  mutable int32_t max_chunks_ = 0;
+  mutable std::atomic<int32_t> count_{0};
+  struct VecHash {
+    size_t operator()(const std::vector<int32_t>& v) const {
+      uint64_t h = 1469598103934665603ull;
+      for (int32_t x : v) h = (h ^ uint32_t(x)) * 1099511628211ull;
+      return size_t(h ^ (h >> 29));
+    }
+  };
+  mutable std::unordered_map<std::vector<int32_t>, int32_t, VecHash> intern_;
+  mutable std::vector<std::unique_ptr<int32_t[]>> rows_;
+  mutable std::vector<uint32_t> stamp_;
+  mutable uint32_t stamp_gen_ = 0;
+  std::unordered_map<int32_t, Symbol> token_symbol_;
+};
+
+// ---- Run-time configurations -------------------------------------------------------------------
+
+struct Config {
+  int32_t d;      // DFA state
+  int32_t stack;  // StackArena node (0 = empty stack)
+  bool operator==(const Config& o) const { return d == o.d && stack == o.stack; }
+};
+
+class StackArena {
+ public:
+  struct Node {
+    int32_t parent;
+    int32_t ret;     // DFA state to continue at
+    uint32_t cost;   // sum of the return states' costs down to the bottom
+    uint32_t depth;
+  };
+  StackArena() { reset(); }
+  void reset();
+  // Returns -1 when the depth limit is hit.
+  int32_t push(const Automaton& a, int32_t parent, int32_t ret, uint32_t max_depth);
+  const Node& node(int32_t i) const { return nodes_[i]; }
+  size_t size() const { return nodes_.size(); }
+
+ private:
+  std::vector<Node> nodes_;
+  std::unordered_map<uint64_t, int32_t> index_;
+};
+
+// Expand calls and returns in place (deduplicated). Configurations whose state is dead are dropped.
+void closure(const Automaton& a, StackArena& arena, std::vector<Config>& cfgs, uint32_t max_depth);
+// Advance all configurations by one symbol, then close; returns false if nothing survives.
+bool step_configs(const Automaton& a, StackArena& arena, const std::vector<Config>& in, Symbol s,
+                  std::vector<Config>& out, uint32_t max_depth);
+bool configs_accepting(const Automaton& a, const std::vector<Config>& cfgs);
+uint32_t configs_cost(const Automaton& a, const StackArena& arena, const std::vector<Config>& cfgs);
+
+}  // namespace fcg

@@ -1,0 +1,265 @@
+// Python bindings (nanobind): fcgrammar._core. The Python package wraps these in typed classes.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <unordered_map>
+
+#include "automaton.h"
+#include "bitmask.h"
+#include "grammar.h"
+#include "matcher.h"
+#include "token_index.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+using namespace fcg;
+
+namespace {
+
+// Python IR (nested tuples, see grammar.py) -> GrammarIR. Shared sub-tuples become shared nodes.
+struct IrConverter {
+  GrammarIR ir;
+  std::unordered_map<PyObject*, int32_t> memo;
+
+  int32_t convert(nb::handle h) {
+    auto it = memo.find(h.ptr());
+    if (it != memo.end()) return it->second;
+    if (!nb::isinstance<nb::tuple>(h)) throw GrammarError("grammar node must be a tuple");
+    nb::tuple t = nb::borrow<nb::tuple>(h);
+    if (t.size() < 2) throw GrammarError("grammar node tuple too short");
+    int op = nb::cast<int>(t[0]);
+    Expr e;
+    e.op = Op(op);
+    switch (e.op) {
+      case Op::Lit: {
+        nb::bytes b = nb::cast<nb::bytes>(t[1]);
+        e.bytes.assign(b.c_str(), b.size());
+        break;
+      }
+      case Op::Cp:
+      case Op::Byte: {
+        for (nb::handle r : nb::borrow<nb::tuple>(t[1])) {
+          nb::tuple p = nb::borrow<nb::tuple>(r);
+          e.ranges.push_back({nb::cast<uint32_t>(p[0]), nb::cast<uint32_t>(p[1])});
+        }
+        if (e.op == Op::Cp) e.json = t.size() > 2 && nb::cast<bool>(t[2]);
+        break;
+      }
+      case Op::Seq:
+      case Op::Alt: {
+        nb::tuple kids = nb::borrow<nb::tuple>(t[1]);
+        std::vector<int32_t> ks;
+        ks.reserve(kids.size());
+        for (nb::handle k : kids) ks.push_back(convert(k));
+        e.kids = std::move(ks);
+        break;
+      }
+      case Op::Rep: {
+        if (t.size() < 4) throw GrammarError("repetition node needs (REP, expr, lo, hi)");
+        e.kids = {convert(t[1])};
+        e.lo = nb::cast<int32_t>(t[2]);
+        e.hi = nb::cast<int32_t>(t[3]);
+        if (e.lo < 0 || (e.hi >= 0 && e.hi < e.lo)) throw GrammarError("bad repetition bounds");
+        break;
+      }
+      case Op::Ref:
+      case Op::Tok:
+        e.ref = nb::cast<int32_t>(t[1]);
+        break;
+      default:
+        throw GrammarError("unknown grammar node kind " + std::to_string(op));
+    }
+    int32_t id = int32_t(ir.nodes.size());
+    ir.nodes.push_back(std::move(e));
+    memo.emplace(h.ptr(), id);
+    return id;
+  }
+};
+
+GrammarIR convert_rules(nb::list rules, nb::list names) {
+  IrConverter c;
+  for (nb::handle r : rules) {
+    if (r.is_none()) throw GrammarError("a grammar rule has no body");
+    c.ir.rules.push_back(c.convert(r));
+  }
+  for (nb::handle n : names) c.ir.names.push_back(nb::cast<std::string>(n));
+  return std::move(c.ir);
+}
+
+Limits make_limits(int64_t max_nfa, int64_t max_dfa, int64_t max_stack) {
+  Limits l;
+  if (max_nfa > 0) l.max_nfa_states = max_nfa;
+  if (max_dfa > 0) l.max_dfa_states = max_dfa;
+  if (max_stack > 0) l.max_stack_depth = max_stack;
+  return l;
+}
+
+using I32Matrix = nb::ndarray<int32_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
+
+uint32_t* mask_row(I32Matrix& bm, int64_t index, const TokenIndex& idx) {
+  if (int64_t(bm.shape(1)) < idx.words())
+    throw MatcherError("bitmask has " + std::to_string(bm.shape(1)) + " words per row, needs " +
+                       std::to_string(idx.words()) + " for a vocabulary of " + std::to_string(idx.vocab_size()));
+  if (index < 0 || index >= int64_t(bm.shape(0)))
+    throw MatcherError("bitmask row " + std::to_string(index) + " out of range");
+  return reinterpret_cast<uint32_t*>(bm.data()) + index * int64_t(bm.shape(1));
+}
+
+void translate(const std::exception_ptr& p, void*) {
+  auto raise = [](const char* cls, const char* what) {
+    nb::object errors = nb::module_::import_("fcgrammar.errors");
+    nb::object c = errors.attr(cls);
+    PyErr_SetString(c.ptr(), what);
+  };
+  try {
+    std::rethrow_exception(p);
+  } catch (const GrammarError& e) {
+    raise("GrammarError", e.what());
+  } catch (const LimitError& e) {
+    raise("LimitError", e.what());
+  } catch (const TokenizerError& e) {
+    raise("TokenizerError", e.what());
+  } catch (const MatcherError& e) {
+    raise("MatcherError", e.what());
+  }
+}
+
+}  // namespace
+
+NB_MODULE(_core, m) {
+  m.doc() = "fcgrammar C++ engine";
+  nb::register_exception_translator(translate);
+
+  nb::class_<TokenIndex>(m, "TokenIndex")
+      .def(
+          "__init__",
+          [](TokenIndex* self, const std::vector<nb::bytes>& tokens, nb::bytes special, int32_t vocab_size,
+             std::vector<int32_t> stop_ids, bool add_prefix_space) {
+            std::vector<std::string> toks;
+            toks.reserve(tokens.size());
+            for (const auto& b : tokens) toks.emplace_back(b.c_str(), b.size());
+            std::vector<uint8_t> sp(special.size());
+            std::memcpy(sp.data(), special.c_str(), special.size());
+            nb::gil_scoped_release rel;
+            new (self) TokenIndex(std::move(toks), std::move(sp), vocab_size, std::move(stop_ids), add_prefix_space);
+          },
+          "tokens"_a, "special"_a, "vocab_size"_a, "stop_ids"_a, "add_prefix_space"_a)
+      .def_prop_ro("vocab_size", &TokenIndex::vocab_size)
+      .def_prop_ro("n_tokens", &TokenIndex::n_tokens)
+      .def_prop_ro("words", &TokenIndex::words)
+      .def_prop_ro("trie_nodes", [](const TokenIndex& t) { return t.trie().nodes.size(); })
+      .def_prop_ro("memory_bytes", &TokenIndex::memory_bytes)
+      .def_prop_ro("stop_ids", &TokenIndex::stop_ids)
+      .def("string_lexeme_stats", [](const TokenIndex& t) {
+        const auto& s = t.string_lexeme();
+        size_t inside = 0;
+        for (uint32_t w : s.inside_all) inside += size_t(__builtin_popcount(w));
+        nb::dict d;
+        d["inside"] = inside;
+        d["exact_close"] = s.exact_close.size();
+        d["suffix_tokens"] = s.suffixes.tok_ids.size();
+        d["suffix_nodes"] = s.suffixes.nodes.size();
+        return d;
+      });
+
+  nb::class_<CompiledGrammar>(m, "CompiledGrammar")
+      .def_prop_ro("memory_bytes", &CompiledGrammar::memory_bytes)
+      .def_prop_ro("num_states", [](const CompiledGrammar& g) { return g.automaton().num_states(); })
+      .def_prop_ro("num_nfa_states", [](const CompiledGrammar& g) { return g.automaton().nfa().states.size(); })
+      .def_prop_ro("num_classes", [](const CompiledGrammar& g) { return g.automaton().num_classes(); });
+
+  m.def(
+      "compile",
+      [](std::shared_ptr<TokenIndex> index, nb::list rules, nb::list names, int64_t max_nfa, int64_t max_dfa,
+         int64_t max_stack) {
+        GrammarIR ir = convert_rules(rules, names);
+        Limits lim = make_limits(max_nfa, max_dfa, max_stack);
+        nb::gil_scoped_release rel;
+        auto a = std::make_shared<Automaton>(build_nfa(ir, lim), lim);
+        return std::make_shared<CompiledGrammar>(std::move(index), std::move(a), lim);
+      },
+      "index"_a.none(), "rules"_a, "names"_a, "max_nfa_states"_a = 0, "max_dfa_states"_a = 0,
+      "max_stack_depth"_a = 0);
+
+  nb::class_<Matcher>(m, "Matcher")
+      .def(nb::init<std::shared_ptr<const CompiledGrammar>, int64_t>(), "grammar"_a, "max_tokens"_a = -1)
+      .def("accept_token", &Matcher::accept_token, nb::call_guard<nb::gil_scoped_release>())
+      .def("accept_bytes",
+           [](Matcher& m, nb::bytes b) {
+             std::string s(b.c_str(), b.size());
+             nb::gil_scoped_release rel;
+             return m.accept_bytes(s);
+           })
+      .def("accept_tokens",
+           [](Matcher& m, const std::vector<int32_t>& ids) {
+             nb::gil_scoped_release rel;
+             int32_t n = 0;
+             for (int32_t t : ids) {
+               if (!m.accept_token(t)) break;
+               ++n;
+             }
+             return n;
+           })
+      .def("validate_tokens",
+           [](Matcher& m, const std::vector<int32_t>& ids) {
+             nb::gil_scoped_release rel;
+             return m.validate_tokens(ids.data(), ids.size());
+           })
+      .def("fill_next_token_bitmask",
+           [](Matcher& m, I32Matrix bm, int64_t index) {
+             const TokenIndex* idx = m.grammar().index();
+             if (!idx) throw MatcherError("this grammar was compiled without a vocabulary");
+             uint32_t* row = mask_row(bm, index, *idx);
+             nb::gil_scoped_release rel;
+             m.fill_mask(row);
+           })
+      .def("rollback", &Matcher::rollback)
+      .def("reset", &Matcher::reset)
+      .def("is_accepting", &Matcher::is_accepting)
+      .def("is_terminated", &Matcher::is_terminated)
+      .def("copy", [](const Matcher& m) { return Matcher(m); })
+      .def("forced_bytes", [](const Matcher& m, size_t limit) {
+        std::string s = m.forced_bytes(limit);
+        return nb::bytes(s.data(), s.size());
+      })
+      .def_prop_ro("num_tokens", &Matcher::num_tokens)
+      .def_prop_ro("max_tokens", &Matcher::max_tokens)
+      .def_prop_ro("min_cost_to_finish", &Matcher::min_cost_to_finish);
+
+  m.def(
+      "batch_fill",
+      [](std::vector<Matcher*> ms, I32Matrix bm, std::vector<int32_t> rows, int32_t threads) {
+        if (rows.size() != ms.size()) throw MatcherError("one bitmask row index per matcher is needed");
+        for (size_t i = 0; i < ms.size(); ++i) {
+          const TokenIndex* idx = ms[i]->grammar().index();
+          if (!idx) throw MatcherError("this grammar was compiled without a vocabulary");
+          mask_row(bm, rows[i], *idx);
+        }
+        uint32_t* base = reinterpret_cast<uint32_t*>(bm.data());
+        int64_t stride = int64_t(bm.shape(1));
+        nb::gil_scoped_release rel;
+        batch_fill(ms, base, stride, rows, threads);
+      },
+      "matchers"_a, "bitmask"_a, "rows"_a, "threads"_a);
+
+  m.def(
+      "apply_bitmask_f32",
+      [](nb::ndarray<float, nb::ndim<2>, nb::device::cpu> logits, I32Matrix bm, std::vector<int32_t> rows) {
+        if (logits.stride(1) != 1) throw MatcherError("logits rows must be contiguous");
+        int64_t nrows = rows.empty() ? int64_t(logits.shape(0)) : int64_t(rows.size());
+        if (rows.empty() && bm.shape(0) < logits.shape(0)) throw MatcherError("bitmask has fewer rows than logits");
+        for (int32_t r : rows)
+          if (r < 0 || r >= int64_t(logits.shape(0)) || r >= int64_t(bm.shape(0)))
+            throw MatcherError("row index " + std::to_string(r) + " out of range");
+        float* l = logits.data();
+        int64_t stride = logits.stride(0), vocab = int64_t(logits.shape(1)), words = int64_t(bm.shape(1));
+        const uint32_t* b = reinterpret_cast<const uint32_t*>(bm.data());
+        nb::gil_scoped_release rel;
+        apply_bitmask_f32(l, stride, b, words, rows.empty() ? nullptr : rows.data(), nrows, vocab);
+      },
+      "logits"_a, "bitmask"_a, "rows"_a);
+}

@@ -1,0 +1,458 @@
+// Lowering of the grammar IR to a byte-level NFA (Thompson construction with call edges).
+#include "grammar.h"
+
+#include <algorithm>
+#include <functional>
+#include <unordered_map>
+
+namespace fcg {
+namespace {
+
+using ByteRange = std::pair<uint8_t, uint8_t>;
+using ByteSeq = std::vector<ByteRange>;  // one byte range per position
+
+// Encode a code point as UTF-8 into out, return its length.
+int encode_utf8(uint32_t c, uint8_t* out) {
+  if (c < 0x80) { out[0] = uint8_t(c); return 1; }
+  if (c < 0x800) { out[0] = uint8_t(0xC0 | (c >> 6)); out[1] = uint8_t(0x80 | (c & 0x3F)); return 2; }
+  if (c < 0x10000) {
+    out[0] = uint8_t(0xE0 | (c >> 12)); out[1] = uint8_t(0x80 | ((c >> 6) & 0x3F));
+    out[2] = uint8_t(0x80 | (c & 0x3F)); return 3;
+  }
+  out[0] = uint8_t(0xF0 | (c >> 18)); out[1] = uint8_t(0x80 | ((c >> 12) & 0x3F));
+  out[2] = uint8_t(0x80 | ((c >> 6) & 0x3F)); out[3] = uint8_t(0x80 | (c & 0x3F)); return 4;
+}
+
+int utf8_len(uint32_t c) { return c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4; }
+
+// Split [lo, hi] (no surrogates) into sequences of byte ranges, each matching exactly a sub-range.
+void utf8_sequences(uint32_t lo, uint32_t hi, std::vector<ByteSeq>& out) {
+  if (lo > hi) return;
+  // Split at encoding-length boundaries.
+  static const uint32_t bounds[] = {0x7F, 0x7FF, 0xFFFF};
+  for (uint32_t b : bounds) {
+    if (lo <= b && hi > b) {
+      utf8_sequences(lo, b, out);
+      utf8_sequences(b + 1, hi, out);
+      return;
+    }
+  }
+  int n = utf8_len(lo);
+  for (int i = 1; i < n; ++i) {
+    uint32_t max = (1u << (6 * i)) - 1;
+    if ((lo & ~max) != (hi & ~max)) {
+      if ((lo & max) != 0) {
+        utf8_sequences(lo, lo | max, out);
+        utf8_sequences((lo | max) + 1, hi, out);
+        return;
+      }
+      if ((hi & max) != max) {
+        utf8_sequences(lo, (hi & ~max) - 1, out);
+        utf8_sequences(hi & ~max, hi, out);
+        return;
+      }
+    }
+  }
+  uint8_t a[4], b[4];
+  encode_utf8(lo, a);
+  encode_utf8(hi, b);
+  ByteSeq seq;
+  for (int i = 0; i < n; ++i) seq.push_back({a[i], b[i]});
+  out.push_back(std::move(seq));
+}
+
+// Split [lo, hi] over fixed-width base-16 numbers into per-digit range sequences.
+using DigitSeq = std::vector<std::pair<int, int>>;
+void hex_sequences(uint32_t lo, uint32_t hi, int width, DigitSeq prefix, std::vector<DigitSeq>& out) {
+  if (width == 0) { out.push_back(prefix); return; }
+  uint32_t m = 1u << (4 * (width - 1));
+  uint32_t lh = lo / m, hh = hi / m;
+  if (lh == hh) {
+    prefix.push_back({int(lh), int(lh)});
+    hex_sequences(lo % m, hi % m, width - 1, prefix, out);
+    return;
+  }
+  if (lo % m != 0) {
+    DigitSeq p = prefix;
+    p.push_back({int(lh), int(lh)});
+    hex_sequences(lo % m, m - 1, width - 1, p, out);
+    ++lh;
+  }
+  bool last_partial = hi % m != m - 1;
+  if (last_partial) --hh;
+  if (lh <= hh && (int32_t)hh >= 0) {
+    DigitSeq p = prefix;
+    p.push_back({int(lh), int(hh)});
+    for (int i = 1; i < width; ++i) p.push_back({0, 15});
+    out.push_back(p);
+  }
+  if (last_partial) {
+    DigitSeq p = prefix;
+    p.push_back({int(hi / m), int(hi / m)});
+    hex_sequences(0, hi % m, width - 1, p, out);
+  }
+}
+
+struct Builder {
+  const GrammarIR& ir;
+  const Limits& limits;
+  Nfa nfa;
+  std::vector<int32_t> rule_call;  // IR rule -> call rule index, or -1 (inlined)
+  std::unordered_map<int32_t, int32_t> token_symbol;
+
+  Builder(const GrammarIR& ir_, const Limits& lim) : ir(ir_), limits(lim) {}
+
+  int32_t cur_rule = 0;
+
+  int32_t new_state() {
+    if ((int64_t)nfa.states.size() >= limits.max_nfa_states)
+      throw LimitError("grammar automaton exceeds " + std::to_string(limits.max_nfa_states) +
+                       " states; a repetition bound (maxLength, maxItems, ...) or the number of "
+                       "alternatives is too large");
+    nfa.states.emplace_back();
+    nfa.state_rule.push_back(cur_rule);
+    return int32_t(nfa.states.size() - 1);
+  }
+  void eps(int32_t a, int32_t b) { nfa.states[a].eps.push_back(b); }
+  void edge(int32_t a, Symbol lo, Symbol hi, int32_t b) { nfa.states[a].edges.push_back({lo, hi, b}); }
+
+  void byte_seqs(int32_t from, int32_t to, const std::vector<ByteSeq>& seqs) {
+    for (const auto& s : seqs) {
+      int32_t cur = from;
+      for (size_t i = 0; i < s.size(); ++i) {
+        int32_t nxt = (i + 1 == s.size()) ? to : new_state();
+        edge(cur, s[i].first, s[i].second, nxt);
+        cur = nxt;
+      }
+    }
+  }
+
+  void hex_digit_edge(int32_t a, int lo, int hi, int32_t b) {
+    if (lo <= 9) edge(a, '0' + lo, '0' + std::min(hi, 9), b);
+    if (hi >= 10) {
+      int l = std::max(lo, 10);
+      edge(a, 'a' + (l - 10), 'a' + (hi - 10), b);
+      edge(a, 'A' + (l - 10), 'A' + (hi - 10), b);
+    }
+  }
+
+  // from --(4 hex digits in [lo, hi], any case)--> to
+  void hex4(int32_t from, uint32_t lo, uint32_t hi, int32_t to) {
+    std::vector<DigitSeq> seqs;
+    hex_sequences(lo, hi, 4, {}, seqs);
+    for (const auto& s : seqs) {
+      int32_t cur = from;
+      for (size_t i = 0; i < s.size(); ++i) {
+        int32_t nxt = (i + 1 == s.size()) ? to : new_state();
+        hex_digit_edge(cur, s[i].first, s[i].second, nxt);
+        cur = nxt;
+      }
+    }
+  }
+
+  // from --"\uXXXX" for a high surrogate in [hlo,hhi] then "\uXXXX" low in [llo,lhi]--> to
+  void surrogate_pair(int32_t from, uint32_t hlo, uint32_t hhi, uint32_t llo, uint32_t lhi, int32_t to) {
+    int32_t a = new_state(), b = new_state(), c = new_state(), d = new_state();
+    edge(from, 'u', 'u', a);
+    hex4(a, hlo, hhi, b);
+    edge(b, '\\', '\\', c);
+    edge(c, 'u', 'u', d);
+    hex4(d, llo, lhi, to);
+  }
+
+  void codepoints(int32_t from, int32_t to, const std::vector<std::pair<uint32_t, uint32_t>>& ranges, bool json) {
+    std::vector<ByteSeq> seqs;
+    auto raw = [&](uint32_t lo, uint32_t hi) {
+      // UTF-8 cannot encode surrogates.
+      if (lo <= 0xD7FF) utf8_sequences(lo, std::min<uint32_t>(hi, 0xD7FF), seqs);
+      if (hi >= 0xE000) utf8_sequences(std::max<uint32_t>(lo, 0xE000), hi, seqs);
+    };
+    if (!json) {
+      for (auto [lo, hi] : ranges) raw(lo, hi);
+      byte_seqs(from, to, seqs);
+      return;
+    }
+    // Raw form: everything but '"', '\\' and control characters.
+    static const std::pair<uint32_t, uint32_t> raw_ok[] = {{0x20, 0x21}, {0x23, 0x5B}, {0x5D, 0x10FFFF}};
+    for (auto [lo, hi] : ranges)
+      for (auto [ol, oh] : raw_ok) {
+        uint32_t l = std::max(lo, ol), h = std::min(hi, oh);
+        if (l <= h) raw(l, h);
+      }
+    byte_seqs(from, to, seqs);
+    // Escaped forms.
+    auto contains = [&](uint32_t c) {
+      for (auto [lo, hi] : ranges)
+        if (lo <= c && c <= hi) return true;
+      return false;
+    };
+    int32_t bs = -1;
+    auto backslash = [&]() {
+      if (bs < 0) {
+        bs = new_state();
+        edge(from, '\\', '\\', bs);
+      }
+      return bs;
+    };
+    static const std::pair<uint32_t, char> shorts[] = {{0x22, '"'}, {0x5C, '\\'}, {0x2F, '/'}, {0x08, 'b'},
+                                                      {0x0C, 'f'},  {0x0A, 'n'},  {0x0D, 'r'}, {0x09, 't'}};
+    for (auto [c, ch] : shorts)
+      if (contains(c)) edge(backslash(), ch, ch, to);
+    for (auto [lo, hi] : ranges) {
+      if (lo <= 0xFFFF) {
+        int32_t u = new_state();
+        edge(backslash(), 'u', 'u', u);
+        hex4(u, lo, std::min<uint32_t>(hi, 0xFFFF), to);
+      }
+      if (hi >= 0x10000) {
+        uint32_t a = std::max<uint32_t>(lo, 0x10000), b = hi;
+        auto H = [](uint32_t c) { return 0xD800 + ((c - 0x10000) >> 10); };
+        auto L = [](uint32_t c) { return 0xDC00 + ((c - 0x10000) & 0x3FF); };
+        uint32_t ha = H(a), hb = H(b);
+        if (ha == hb) {
+          surrogate_pair(backslash(), ha, ha, L(a), L(b), to);
+        } else {
+          surrogate_pair(backslash(), ha, ha, L(a), 0xDFFF, to);
+          if (hb - ha > 1) surrogate_pair(backslash(), ha + 1, hb - 1, 0xDC00, 0xDFFF, to);
+          surrogate_pair(backslash(), hb, hb, 0xDC00, L(b), to);
+        }
+      }
+    }
+  }
+
+  // Build node `n` starting at `from`; return the end state.
+  int32_t build(int32_t n, int32_t from, int depth = 0) {
+    if (depth > 10000) throw GrammarError("grammar nesting too deep");
+    const Expr& e = ir.nodes.at(n);
+    switch (e.op) {
+      case Op::Lit: {
+        int32_t cur = from;
+        for (unsigned char c : e.bytes) {
+          int32_t nxt = new_state();
+          edge(cur, c, c, nxt);
+          cur = nxt;
+        }
+        return cur;
+      }
+      case Op::Byte: {
+        int32_t to = new_state();
+        for (auto [lo, hi] : e.ranges) edge(from, Symbol(lo), Symbol(hi), to);
+        return to;
+      }
+      case Op::Cp: {
+        int32_t to = new_state();
+        codepoints(from, to, e.ranges, e.json);
+        return to;
+      }
+      case Op::Seq: {
+        int32_t cur = from;
+        for (int32_t k : e.kids) cur = build(k, cur, depth + 1);
+        return cur;
+      }
+      case Op::Alt: {
+        int32_t to = new_state();
+        for (int32_t k : e.kids) {
+          int32_t s = new_state();
+          eps(from, s);
+          eps(build(k, s, depth + 1), to);
+        }
+        return to;  // no kids: unreachable end = empty language
+      }
+      case Op::Rep: {
+        int32_t cur = from;
+        for (int32_t i = 0; i < e.lo; ++i) cur = build(e.kids[0], cur, depth + 1);
+        if (e.hi < 0) {
+          int32_t loop = new_state();
+          eps(cur, loop);
+          eps(build(e.kids[0], loop, depth + 1), loop);
+          int32_t out = new_state();
+          eps(loop, out);
+          return out;
+        }
+        int32_t end = new_state();
+        for (int32_t i = e.lo; i < e.hi; ++i) {
+          eps(cur, end);
+          cur = build(e.kids[0], cur, depth + 1);
+        }
+        eps(cur, end);
+        return end;
+      }
+      case Op::Ref: {
+        if (e.ref < 0 || e.ref >= (int32_t)ir.rules.size())
+          throw GrammarError("reference to undefined rule #" + std::to_string(e.ref));
+        int32_t c = rule_call[e.ref];
+        if (c >= 0) {
+          int32_t ret = new_state();
+          nfa.states[from].calls.push_back({c, ret});
+          return ret;
+        }
+        return build(ir.rules[e.ref], from, depth + 1);
+      }
+      case Op::Tok: {
+        auto it = token_symbol.find(e.ref);
+        Symbol sym;
+        if (it == token_symbol.end()) {
+          sym = kNumBytes + Symbol(nfa.special_tokens.size());
+          nfa.special_tokens.push_back(e.ref);
+          token_symbol.emplace(e.ref, sym);
+        } else {
+          sym = it->second;
+        }
+        int32_t to = new_state();
+        edge(from, sym, sym, to);
+        return to;
+      }
+    }
+    throw GrammarError("unknown grammar node");
+  }
+
+  void collect_refs(int32_t n, std::vector<char>& seen, std::vector<int32_t>& out) {
+    if (seen[n]) return;
+    seen[n] = 1;
+    const Expr& e = ir.nodes[n];
+    if (e.op == Op::Ref) {
+      if (e.ref < 0 || e.ref >= (int32_t)ir.rules.size())
+        throw GrammarError("reference to undefined rule #" + std::to_string(e.ref));
+      out.push_back(e.ref);
+    }
+    for (int32_t k : e.kids) collect_refs(k, seen, out);
+  }
+
+  // Mark rules that lie on a reference cycle (Tarjan's SCC).
+  std::vector<char> recursive_rules() {
+    size_t R = ir.rules.size();
+    std::vector<std::vector<int32_t>> adj(R);
+    for (size_t r = 0; r < R; ++r) {
+      std::vector<char> seen(ir.nodes.size(), 0);
+      collect_refs(ir.rules[r], seen, adj[r]);
+    }
+    std::vector<int32_t> index(R, -1), low(R, 0), stack;
+    std::vector<char> on(R, 0), rec(R, 0);
+    int32_t counter = 0;
+    std::function<void(int32_t)> strong = [&](int32_t v) {
+      index[v] = low[v] = counter++;
+      stack.push_back(v);
+      on[v] = 1;
+      for (int32_t w : adj[v]) {
+        if (index[w] < 0) {
+          strong(w);
+          low[v] = std::min(low[v], low[w]);
+        } else if (on[w]) {
+          low[v] = std::min(low[v], index[w]);
+        }
+      }
+      if (low[v] == index[v]) {
+        std::vector<int32_t> comp;
+        int32_t w;
+        do {
+          w = stack.back();
+          stack.pop_back();
+          on[w] = 0;
+          comp.push_back(w);
+        } while (w != v);
+        bool self = std::find(adj[v].begin(), adj[v].end(), v) != adj[v].end();
+        if (comp.size() > 1 || self)
+          for (int32_t x : comp) rec[x] = 1;
+      }
+    };
+    for (size_t r = 0; r < R; ++r)
+      if (index[r] < 0) strong(int32_t(r));
+    return rec;
+  }
+
+  void check_left_recursion() {
+    size_t C = nfa.call_start.size();
+    // nullable[c]: callee c can return without reading a symbol.
+    std::vector<char> nullable(C, 0);
+    auto reach_no_input = [&](int32_t start, std::vector<int32_t>* entered) {
+      std::vector<int32_t> todo{start};
+      std::vector<char> seen(nfa.states.size(), 0);
+      seen[start] = 1;
+      bool final_reached = false;
+      while (!todo.empty()) {
+        int32_t s = todo.back();
+        todo.pop_back();
+        if (s == nfa.call_final[nfa.state_rule[s]]) final_reached = true;
+        auto visit = [&](int32_t t) {
+          if (!seen[t]) { seen[t] = 1; todo.push_back(t); }
+        };
+        for (int32_t t : nfa.states[s].eps) visit(t);
+        for (const auto& c : nfa.states[s].calls) {
+          if (entered) entered->push_back(c.rule);
+          if (nullable[c.rule]) visit(c.ret);
+        }
+      }
+      return final_reached;
+    };
+    for (bool changed = true; changed;) {
+      changed = false;
+      for (size_t c = 0; c < C; ++c)
+        if (!nullable[c] && reach_no_input(nfa.call_start[c], nullptr)) nullable[c] = changed = true;
+    }
+    std::vector<std::vector<int32_t>> enters(C);
+    for (size_t c = 0; c < C; ++c) reach_no_input(nfa.call_start[c], &enters[c]);
+    // A cycle in "enters without input" is left recursion.
+    std::vector<int8_t> color(C, 0);
+    std::function<void(int32_t)> dfs = [&](int32_t v) {
+      color[v] = 1;
+      for (int32_t w : enters[v]) {
+        if (color[w] == 1)
+          throw GrammarError("left recursion through rule '" + nfa.call_names[w] +
+                             "': it can reach itself without consuming input");
+        if (color[w] == 0) dfs(w);
+      }
+      color[v] = 2;
+    };
+    for (size_t c = 0; c < C; ++c)
+      if (color[c] == 0) dfs(int32_t(c));
+  }
+
+  Nfa run() {
+    if (ir.rules.empty()) throw GrammarError("grammar has no rules");
+    std::vector<char> rec = recursive_rules();
+    rule_call.assign(ir.rules.size(), -1);
+    // Call rule 0 is the top level; it inlines rule 0 unless rule 0 itself is recursive.
+    nfa.call_names.push_back("<top>");
+    for (size_t r = 0; r < ir.rules.size(); ++r)
+      if (rec[r]) {
+        rule_call[r] = int32_t(nfa.call_names.size());
+        nfa.call_names.push_back(r < ir.names.size() ? ir.names[r] : "rule" + std::to_string(r));
+      }
+    size_t C = nfa.call_names.size();
+    nfa.call_start.assign(C, -1);
+    nfa.call_final.assign(C, -1);
+    for (size_t c = 0; c < C; ++c) {
+      cur_rule = int32_t(c);
+      nfa.call_start[c] = new_state();
+    }
+    // Top level.
+    cur_rule = 0;
+    {
+      int32_t end;
+      if (rule_call[0] >= 0) {
+        end = new_state();
+        nfa.states[nfa.call_start[0]].calls.push_back({rule_call[0], end});
+      } else {
+        end = build(ir.rules[0], nfa.call_start[0]);
+      }
+      nfa.call_final[0] = end;
+    }
+    for (size_t r = 0; r < ir.rules.size(); ++r) {
+      int32_t c = rule_call[r];
+      if (c < 0) continue;
+      cur_rule = c;
+      nfa.call_final[c] = build(ir.rules[r], nfa.call_start[c]);
+    }
+    check_left_recursion();
+    return std::move(nfa);
+  }
+};
+
+}  // namespace
+
+Nfa build_nfa(const GrammarIR& ir, const Limits& limits) {
+  Builder b(ir, limits);
+  return b.run();
+}
+
+}  // namespace fcg

@@ -1,0 +1,401 @@
+#include "matcher.h"
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+namespace fcg {
+
+// ---- CompiledGrammar -----------------------------------------------------------------------------
+
+CompiledGrammar::CompiledGrammar(std::shared_ptr<const TokenIndex> index, std::shared_ptr<Automaton> automaton,
+                                 const Limits& limits)
+    : index_(std::move(index)), automaton_(std::move(automaton)), limits_(limits) {
+  const auto& toks = automaton_->special_tokens();
+  for (size_t k = 0; k < toks.size(); ++k) {
+    int32_t id = toks[k];
+    if (index_ && (id < 0 || id >= index_->vocab_size()))
+      throw GrammarError("grammar names token id " + std::to_string(id) + ", outside the vocabulary of " +
+                         std::to_string(index_->vocab_size()));
+    specials_.push_back({id, kNumBytes + Symbol(k)});
+  }
+}
+
+CompiledGrammar::~CompiledGrammar() = default;
+
+const MaskEntry* CompiledGrammar::publish_mask(int32_t d, std::unique_ptr<MaskEntry> e) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  DState& st = automaton_->state_mut(d);
+  if (void* p = st.mask.load(std::memory_order_acquire)) return static_cast<const MaskEntry*>(p);
+  const MaskEntry* out = e.get();
+  owned_.push_back(std::move(e));
+  st.mask.store(const_cast<MaskEntry*>(out), std::memory_order_release);
+  return out;
+}
+
+// Is `d` an unconstrained JSON string body (checked as a bisimulation against the token index's
+// canonical string automaton, up to the closing quote)? Returns the state after the quote, or 0.
+int32_t CompiledGrammar::string_body_exit(int32_t d) const {
+  const Automaton& G = *automaton_;
+  DState& st = G.state_mut(d);
+  int32_t v = st.lexeme.load(std::memory_order_acquire);
+  if (v >= 0) return v;
+  int32_t exit = 0;
+  bool ok = index_ != nullptr;
+  if (ok) {
+    const Automaton& L = *index_->string_lexeme().lexer;
+    std::vector<std::pair<int32_t, int32_t>> seen{{L.start(), d}}, todo{{L.start(), d}};
+    while (ok && !todo.empty()) {
+      auto [l, q] = todo.back();
+      todo.pop_back();
+      const DState& qs = G.state(q);
+      if (qs.final || !qs.calls.empty()) { ok = false; break; }
+      for (const auto& sp : specials_)
+        if (G.step(q, sp.second) != kDead) ok = false;
+      const int32_t* lrow = L.row(l);
+      const int32_t* grow = G.row(q);
+      for (int b = 0; ok && b < 256; ++b) {
+        int32_t l2 = lrow[L.symbol_class(b)], q2 = grow[G.symbol_class(b)];
+        if (l2 == kDead) {
+          ok = q2 == kDead;
+        } else if (q2 == kDead) {
+          ok = false;
+        } else if (L.state(l2).final) {
+          if (exit == 0) exit = q2;
+          ok = exit == q2;
+        } else if (std::find(seen.begin(), seen.end(), std::make_pair(l2, q2)) == seen.end()) {
+          seen.push_back({l2, q2});
+          todo.push_back({l2, q2});
+          if (seen.size() > 64) ok = false;
+        }
+      }
+    }
+  }
+  v = ok ? exit : 0;
+  st.lexeme.store(v, std::memory_order_release);
+  return v;
+}
+
+size_t CompiledGrammar::memory_bytes() const {
+  size_t b = automaton_->memory_bytes();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& e : owned_) b += sizeof(MaskEntry) + e->ids.size() * 4 + e->bits.size() * 4;
+  return b;
+}
+
+// ---- Matcher -------------------------------------------------------------------------------------
+
+Matcher::Matcher(std::shared_ptr<const CompiledGrammar> g, int64_t max_tokens)
+    : g_(std::move(g)), max_tokens_(max_tokens) {
+  std::vector<Config> init{{g_->automaton().start(), 0}};
+  closure(g_->automaton(), arena_, init, max_depth());
+  history_.clear();
+  history_.push_back({std::move(init), false});
+}
+
+void Matcher::reset() {
+  if (!history_.empty()) history_.resize(1);
+}
+
+bool Matcher::is_accepting() const {
+  return history_.back().terminated || configs_accepting(g_->automaton(), history_.back().cfgs);
+}
+
+uint32_t Matcher::min_cost_to_finish() const {
+  return configs_cost(g_->automaton(), arena_, history_.back().cfgs);
+}
+
+bool Matcher::step_token_bytes(const std::string& bytes, bool strip_space, std::vector<Config>& cfgs) {
+  const Automaton& a = g_->automaton();
+  std::vector<Config> tmp;
+  for (size_t i = strip_space ? 1 : 0; i < bytes.size(); ++i) {
+    if (!step_configs(a, arena_, cfgs, uint8_t(bytes[i]), tmp, max_depth())) return false;
+    cfgs.swap(tmp);
+  }
+  return true;
+}
+
+bool Matcher::accept_bytes(const std::string& bytes) {
+  if (is_terminated()) return false;
+  std::vector<Config> cfgs = history_.back().cfgs;
+  if (!step_token_bytes(bytes, false, cfgs)) return false;
+  history_.push_back({std::move(cfgs), false});
+  return true;
+}
+
+bool Matcher::accept_token(int32_t id) {
+  const TokenIndex* idx = g_->index();
+  if (!idx) throw MatcherError("this grammar was compiled without a vocabulary");
+  if (is_terminated() || id < 0 || id >= idx->vocab_size() || remaining() <= 0) return false;
+  const Automaton& a = g_->automaton();
+  const std::vector<Config>& cur = history_.back().cfgs;
+  uint64_t after_limit = uint64_t(remaining() - 1);
+  bool stop = idx->is_stop(id);
+  Symbol sym = a.token_symbol(id);
+  if (sym >= 0) {
+    std::vector<Config> next;
+    if (step_configs(a, arena_, cur, sym, next, max_depth()) && configs_cost(a, arena_, next) <= after_limit) {
+      bool term = stop && configs_accepting(a, next);
+      history_.push_back({std::move(next), term});
+      return true;
+    }
+  }
+  if (stop) {
+    if (!configs_accepting(a, cur)) return false;
+    history_.push_back({cur, true});
+    return true;
+  }
+  if (id >= idx->n_tokens() || idx->is_special(id)) return false;
+  const std::string& bytes = idx->token(id);
+  if (bytes.empty()) return false;
+  std::vector<Config> next = cur;
+  bool ok = step_token_bytes(bytes, false, next);
+  if (idx->add_prefix_space() && num_tokens() == 0 && bytes[0] == ' ' && bytes.size() > 1) {
+    // SentencePiece decoders drop the output's leading space: the first token may carry it.
+    std::vector<Config> stripped = cur;
+    if (step_token_bytes(bytes, true, stripped)) {
+      if (!ok) next.clear();
+      for (const Config& c : stripped)
+        if (std::find(next.begin(), next.end(), c) == next.end()) next.push_back(c);
+      ok = true;
+    }
+  }
+  if (!ok || configs_cost(a, arena_, next) > after_limit) return false;
+  history_.push_back({std::move(next), false});
+  return true;
+}
+
+int32_t Matcher::validate_tokens(const int32_t* ids, size_t n) {
+  int32_t k = 0;
+  for (size_t i = 0; i < n; ++i, ++k)
+    if (!accept_token(ids[i])) break;
+  rollback(k);
+  return k;
+}
+
+void Matcher::rollback(int32_t n) {
+  if (n < 0 || n > num_tokens())
+    throw MatcherError("cannot roll back " + std::to_string(n) + " tokens: only " + std::to_string(num_tokens()) +
+                       " accepted");
+  history_.resize(history_.size() - size_t(n));
+}
+
+void Matcher::walk_dfa(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, int32_t start,
+                       uint32_t limit, Out& out) {
+  const Automaton& a = g_->automaton();
+  auto& st = dfa_scratch_;
+  if (st.size() < size_t(trie.max_depth) + 2) st.resize(size_t(trie.max_depth) + 2);
+  st[base_depth] = start;
+  const Trie::Node* nodes = trie.nodes.data();
+  for (uint32_t i = begin; i < end;) {
+    const Trie::Node& n = nodes[i];
+    int32_t q = a.step_byte(st[n.depth - 1], n.byte);
+    if (q == kDead) { i = n.end; continue; }
+    uint32_t c = a.state(q).cost;
+    if (c >= kInfCost) { i = n.end; continue; }
+    st[n.depth] = q;
+    uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
+    if (t0 != t1 && c <= limit)
+      for (uint32_t t = t0; t < t1; ++t) out.push_back({trie.tok_ids[t], c});
+    ++i;
+  }
+}
+
+void Matcher::walk(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, const std::vector<Config>& start,
+                   uint32_t limit, Out& out) {
+  const Automaton& a = g_->automaton();
+  if (!a.has_calls() && start.size() == 1 && start[0].stack == 0) {
+    walk_dfa(trie, begin, end, base_depth, start[0].d, limit, out);
+    return;
+  }
+  if (scratch_.size() < size_t(trie.max_depth) + 2) scratch_.resize(size_t(trie.max_depth) + 2);
+  scratch_[base_depth] = start;
+  const Trie::Node* nodes = trie.nodes.data();
+  for (uint32_t i = begin; i < end;) {
+    const Trie::Node& n = nodes[i];
+    auto& cur = scratch_[n.depth];
+    if (!step_configs(a, arena_, scratch_[n.depth - 1], n.byte, cur, max_depth())) { i = n.end; continue; }
+    uint32_t c = configs_cost(a, arena_, cur);
+    if (c >= kInfCost) { i = n.end; continue; }
+    uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
+    if (t0 != t1 && c <= limit)
+      for (uint32_t t = t0; t < t1; ++t) out.push_back({trie.tok_ids[t], c});
+    ++i;
+  }
+}
+
+// Allowed tokens (with the cost after each) from `cfgs`, except the string-body base set, which is
+// reported through base_string / base_extra_limit.
+void Matcher::collect(const std::vector<Config>& cfgs, bool first, uint32_t limit, Out& out, bool& base_string,
+                      uint32_t& base_extra_limit) {
+  const Automaton& a = g_->automaton();
+  const TokenIndex& idx = *g_->index();
+  base_string = false;
+  std::vector<Config> tmp;
+  for (const auto& [id, sym] : g_->specials()) {
+    if (step_configs(a, arena_, cfgs, sym, tmp, max_depth())) {
+      uint32_t c = configs_cost(a, arena_, tmp);
+      if (c <= limit) out.push_back({id, c});
+    }
+  }
+  const Trie& trie = idx.trie();
+  int32_t x = (!first && cfgs.size() == 1) ? g_->string_body_exit(cfgs[0].d) : 0;
+  if (x) {
+    const auto& str = idx.string_lexeme();
+    int32_t stack = cfgs[0].stack;
+    uint32_t cost_d = a.state(cfgs[0].d).cost + arena_.node(stack).cost;
+    if (cost_d <= limit) {
+      base_string = true;
+      base_extra_limit = limit - cost_d;
+    }
+    std::vector<Config> xc{{x, stack}};
+    closure(a, arena_, xc, max_depth());
+    uint32_t cx = configs_cost(a, arena_, xc);
+    if (cx <= limit)
+      for (int32_t t : str.exact_close) out.push_back({t, cx});
+    walk(str.suffixes, 1, uint32_t(str.suffixes.nodes.size()), 0, xc, limit, out);
+    return;
+  }
+  walk(trie, 1, uint32_t(trie.nodes.size()), 0, cfgs, limit, out);
+  if (first) {
+    int32_t sp = trie.root_child[uint8_t(' ')];
+    if (sp) walk(trie, uint32_t(sp) + 1, trie.nodes[sp].end, 1, cfgs, limit, out);
+  }
+}
+
+const MaskEntry* Matcher::cached_entry(int32_t d) {
+  const Automaton& a = g_->automaton();
+  if (void* p = a.state(d).mask.load(std::memory_order_acquire)) return static_cast<const MaskEntry*>(p);
+  const TokenIndex& idx = *g_->index();
+  Out out;
+  bool base_string = false;
+  uint32_t base_extra = 0;
+  std::vector<Config> cfgs{{d, 0}};
+  collect(cfgs, false, kInfCost - 1, out, base_string, base_extra);
+  auto e = std::make_unique<MaskEntry>();
+  e->string_body = base_string;
+  uint32_t mc = 0;
+  for (const auto& [t, c] : out) mc = std::max(mc, c);
+  if (base_string) mc = std::max<uint32_t>(mc, a.state(d).cost + uint32_t(idx.string_lexeme().max_extra));
+  e->max_cost = mc;
+  int32_t W = idx.words();
+  if (out.size() > size_t(W) / 4) {
+    e->bits.assign(W, 0);
+    if (base_string) std::memcpy(e->bits.data(), idx.string_lexeme().inside_all.data(), size_t(W) * 4);
+    for (const auto& [t, c] : out) e->bits[t >> 5] |= 1u << (t & 31);
+    e->string_body = false;
+  } else {
+    e->ids.reserve(out.size());
+    for (const auto& [t, c] : out) e->ids.push_back(t);
+    std::sort(e->ids.begin(), e->ids.end());
+    e->ids.erase(std::unique(e->ids.begin(), e->ids.end()), e->ids.end());
+  }
+  return g_->publish_mask(d, std::move(e));
+}
+
+void Matcher::fill_mask(uint32_t* mask) {
+  const TokenIndex* idxp = g_->index();
+  if (!idxp) throw MatcherError("this grammar was compiled without a vocabulary");
+  const TokenIndex& idx = *idxp;
+  const Automaton& a = g_->automaton();
+  int32_t W = idx.words();
+  auto set_stops = [&]() {
+    for (int32_t s : idx.stop_ids()) mask[s >> 5] |= 1u << (s & 31);
+  };
+  if (is_terminated()) {
+    std::memset(mask, 0, size_t(W) * 4);
+    set_stops();
+    return;
+  }
+  int64_t rem = remaining();
+  if (rem <= 0) {
+    std::memset(mask, 0, size_t(W) * 4);
+    return;
+  }
+  uint32_t limit = uint32_t(std::min<int64_t>(rem - 1, int64_t(kInfCost) - 1));
+  const std::vector<Config>& cur = history_.back().cfgs;
+  bool accepting = configs_accepting(a, cur);
+  bool first = idx.add_prefix_space() && num_tokens() == 0;
+  if (!first && cur.size() == 1 && cur[0].stack == 0) {
+    const MaskEntry* e = cached_entry(cur[0].d);
+    if (e->max_cost <= limit) {
+      if (!e->bits.empty()) {
+        std::memcpy(mask, e->bits.data(), size_t(W) * 4);
+      } else {
+        if (e->string_body)
+          std::memcpy(mask, idx.string_lexeme().inside_all.data(), size_t(W) * 4);
+        else
+          std::memset(mask, 0, size_t(W) * 4);
+        for (int32_t t : e->ids) mask[t >> 5] |= 1u << (t & 31);
+      }
+      if (accepting) set_stops();
+      return;
+    }
+  }
+  Out out;
+  bool base_string = false;
+  uint32_t base_extra = 0;
+  collect(cur, first, limit, out, base_string, base_extra);
+  std::memset(mask, 0, size_t(W) * 4);
+  if (base_string) {
+    const auto& str = idx.string_lexeme();
+    for (int k = 0; k < StringLexemeIndex::kExtraBuckets && uint32_t(k) <= base_extra; ++k) {
+      const uint32_t* b = str.inside[k].data();
+      for (int32_t w = 0; w < W; ++w) mask[w] |= b[w];
+    }
+  }
+  for (const auto& [t, c] : out) mask[t >> 5] |= 1u << (t & 31);
+  if (accepting) set_stops();
+}
+
+std::string Matcher::forced_bytes(size_t limit) const {
+  const Automaton& a = g_->automaton();
+  StackArena arena = arena_;  // keep this call free of side effects
+  std::vector<Config> cfgs = history_.back().cfgs, tmp, only;
+  std::string out;
+  if (is_terminated()) return out;
+  while (out.size() < limit) {
+    if (configs_accepting(a, cfgs)) break;
+    bool special = false;
+    for (const auto& sp : g_->specials())
+      if (step_configs(a, arena, cfgs, sp.second, tmp, max_depth())) special = true;
+    if (special) break;
+    int found = -1;
+    for (int b = 0; b < 256; ++b) {
+      if (step_configs(a, arena, cfgs, b, tmp, max_depth()) && configs_cost(a, arena, tmp) < kInfCost) {
+        if (found >= 0) { found = -2; break; }
+        found = b;
+        only = tmp;
+      }
+    }
+    if (found < 0) break;
+    out.push_back(char(found));
+    cfgs.swap(only);
+  }
+  return out;
+}
+
+void batch_fill(const std::vector<Matcher*>& ms, uint32_t* bitmask, int64_t row_stride,
+                const std::vector<int32_t>& rows, int32_t threads) {
+  size_t n = ms.size();
+  if (threads <= 1 || n <= 1) {
+    for (size_t i = 0; i < n; ++i) ms[i]->fill_mask(bitmask + rows[i] * row_stride);
+    return;
+  }
+  size_t T = std::min<size_t>(size_t(threads), n);
+  std::vector<std::thread> pool;
+  std::vector<std::exception_ptr> errors(T);
+  for (size_t t = 0; t < T; ++t)
+    pool.emplace_back([&, t]() {
+      try {
+        for (size_t i = t; i < n; i += T) ms[i]->fill_mask(bitmask + rows[i] * row_stride);
+      } catch (...) {
+        errors[t] = std::current_exception();
+      }
+    });
+  for (auto& th : pool) th.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+}  // namespace fcg

@@ -1,0 +1,98 @@
+// Compiled grammar (automaton + token index + per-state mask cache) and the matcher that walks it.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "automaton.h"
+#include "token_index.h"
+
+namespace fcg {
+
+// A cached token mask of one automaton state (with an empty stack).
+struct MaskEntry {
+  bool string_body = false;        // base: the token index's inside-string and exact-close tokens
+  std::vector<int32_t> ids;        // allowed token ids (besides the base), when sparse
+  std::vector<uint32_t> bits;      // the whole mask, when dense
+  uint32_t max_cost = 0;           // largest "symbols to finish" over the states the tokens lead to
+};
+
+class CompiledGrammar {
+ public:
+  CompiledGrammar(std::shared_ptr<const TokenIndex> index, std::shared_ptr<Automaton> automaton,
+                  const Limits& limits);
+  ~CompiledGrammar();
+
+  const TokenIndex* index() const { return index_.get(); }
+  const Automaton& automaton() const { return *automaton_; }
+  const Limits& limits() const { return limits_; }
+  const std::vector<std::pair<int32_t, Symbol>>& specials() const { return specials_; }
+
+  // Exit state if `d` is (bisimilar to) an unconstrained JSON string body, else 0.
+  int32_t string_body_exit(int32_t d) const;
+  const MaskEntry* publish_mask(int32_t d, std::unique_ptr<MaskEntry> e) const;
+  size_t memory_bytes() const;
+
+ private:
+  std::shared_ptr<const TokenIndex> index_;
+  std::shared_ptr<Automaton> automaton_;
+  Limits limits_;
+  std::vector<std::pair<int32_t, Symbol>> specials_;  // (token id, symbol) the grammar names
+  mutable std::mutex mu_;
+  mutable std::vector<std::unique_ptr<MaskEntry>> owned_;
+};
+
+class Matcher {
+ public:
+  explicit Matcher(std::shared_ptr<const CompiledGrammar> g, int64_t max_tokens = -1);
+  Matcher(const Matcher&) = default;
+
+  bool accept_token(int32_t id);
+  bool accept_bytes(const std::string& bytes);  // byte level, counts as no token
+  // Writes the allowed-token bitmask (index->words() uint32 words, bit set = allowed).
+  void fill_mask(uint32_t* out);
+  int32_t validate_tokens(const int32_t* ids, size_t n);
+  void rollback(int32_t n);
+  void reset();
+  bool is_accepting() const;
+  bool is_terminated() const { return history_.back().terminated; }
+  int32_t num_tokens() const { return int32_t(history_.size()) - 1; }
+  int64_t max_tokens() const { return max_tokens_; }
+  int64_t remaining() const { return max_tokens_ < 0 ? INT64_MAX : max_tokens_ - num_tokens(); }
+  // Bytes the grammar forces next (exactly one possible byte at each step), at most `limit`.
+  std::string forced_bytes(size_t limit) const;
+  // Fewest symbols needed to complete from here (bytes or special tokens).
+  uint32_t min_cost_to_finish() const;
+  const CompiledGrammar& grammar() const { return *g_; }
+
+ private:
+  struct Step {
+    std::vector<Config> cfgs;
+    bool terminated = false;
+  };
+  using Out = std::vector<std::pair<int32_t, uint32_t>>;  // (token, cost after it)
+  bool step_token_bytes(const std::string& bytes, bool strip_space, std::vector<Config>& cfgs);
+  void walk(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, const std::vector<Config>& start,
+            uint32_t limit, Out& out);
+  void walk_dfa(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, int32_t start, uint32_t limit,
+                Out& out);
+  void collect(const std::vector<Config>& cfgs, bool first, uint32_t limit, Out& out, bool& base_string,
+               uint32_t& base_extra_limit);
+  const MaskEntry* cached_entry(int32_t d);
+  uint32_t max_depth() const { return uint32_t(g_->limits().max_stack_depth); }
+
+  std::shared_ptr<const CompiledGrammar> g_;
+  int64_t max_tokens_;
+  StackArena arena_;
+  std::vector<Step> history_;
+  std::vector<std::vector<Config>> scratch_;
+  std::vector<int32_t> dfa_scratch_;
+};
+
+// Fill masks of many matchers across threads (GIL released by the caller).
+void batch_fill(const std::vector<Matcher*>& ms, uint32_t* bitmask, int64_t row_stride,
+                const std::vector<int32_t>& rows, int32_t threads);
+
+}  // namespace fcg

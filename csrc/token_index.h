@@ -1,0 +1,85 @@
+// Token index: everything precomputed from the vocabulary alone, shared by every grammar compiled for
+// that tokenizer. A byte trie of the (non-special) tokens laid out in DFS order, and the precomputed
+// behaviour of every token inside an unconstrained JSON string body.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "automaton.h"
+#include "common.h"
+
+namespace fcg {
+
+class Trie {
+ public:
+  struct Node {
+    uint32_t end;    // index one past this node's subtree
+    uint16_t depth;  // bytes from the root
+    uint8_t byte;
+    uint8_t pad = 0;
+  };
+  Trie() = default;
+  // entries: (bytes, token id); bytes must be non-empty.
+  explicit Trie(std::vector<std::pair<std::string, int32_t>> entries);
+
+  std::vector<Node> nodes;         // nodes[0] is the root
+  std::vector<uint32_t> tok_off;   // tokens of node i: tok_ids[tok_off[i] .. tok_off[i+1])
+  std::vector<int32_t> tok_ids;
+  int32_t root_child[256];         // node index of the root's child for a byte, or 0
+  int32_t max_depth = 0;
+  size_t memory_bytes() const {
+    return nodes.size() * sizeof(Node) + tok_off.size() * 4 + tok_ids.size() * 4;
+  }
+};
+
+// How each token behaves at the start of an unconstrained JSON string body (after the opening quote).
+struct StringLexemeIndex {
+  static constexpr int kExtraBuckets = 8;
+  // Tokens that stay inside the string; bucket k: the token ends where k more symbols than at a
+  // character boundary are needed to close the string (mid-escape, mid-UTF-8).
+  std::vector<uint32_t> inside[kExtraBuckets];  // bitsets over the logit vocabulary
+  std::vector<uint32_t> inside_all;
+  int32_t max_extra = 0;
+  // Tokens whose last byte is the closing quote.
+  std::vector<int32_t> exact_close;
+  // Tokens that close the string and continue: keyed by what follows the quote.
+  Trie suffixes;
+  std::unique_ptr<Automaton> lexer;  // the canonical string-body automaton
+};
+
+class TokenIndex {
+ public:
+  TokenIndex(std::vector<std::string> tokens, std::vector<uint8_t> special, int32_t vocab_size,
+             std::vector<int32_t> stop_ids, bool add_prefix_space);
+
+  int32_t vocab_size() const { return vocab_size_; }
+  int32_t n_tokens() const { return int32_t(tokens_.size()); }
+  int32_t words() const { return (vocab_size_ + 31) / 32; }
+  const std::string& token(int32_t id) const { return tokens_[id]; }
+  bool is_special(int32_t id) const { return special_[id] != 0; }
+  bool is_stop(int32_t id) const { return id >= 0 && id < vocab_size_ && stop_mask_[id]; }
+  const std::vector<int32_t>& stop_ids() const { return stop_ids_; }
+  bool add_prefix_space() const { return add_prefix_space_; }
+  const Trie& trie() const { return trie_; }
+  const StringLexemeIndex& string_lexeme() const { return str_; }
+  size_t memory_bytes() const;
+
+ private:
+  void build_string_lexeme();
+
+  std::vector<std::string> tokens_;
+  std::vector<uint8_t> special_;
+  int32_t vocab_size_;
+  std::vector<int32_t> stop_ids_;
+  std::vector<uint8_t> stop_mask_;
+  bool add_prefix_space_;
+  Trie trie_;
+  StringLexemeIndex str_;
+};
+
+// Canonical grammar of an unconstrained JSON string body followed by its closing quote.
+GrammarIR string_body_ir();
+
+}  // namespace fcg

@@ -1,0 +1,94 @@
+"""Compiler: grammars (and the front ends that produce them) to CompiledGrammar over a vocabulary."""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any, Dict, Optional
+
+from . import _core
+from .grammar import Grammar
+
+# Per-process cache of token indexes, keyed by the vocabulary's hash (built once per tokenizer).
+_INDEX_CACHE: Dict[str, Any] = {}
+_INDEX_LOCK = threading.Lock()
+
+
+def token_index(vocab) -> Any:
+    """The C++ token index (trie + precomputed lexical masks) of ``vocab``, built once per process."""
+    key = vocab.hash()
+    with _INDEX_LOCK:
+        idx = _INDEX_CACHE.get(key)
+        if idx is not None:
+            return idx
+        special = bytearray(len(vocab.tokens))
+        for i in vocab.special_ids:
+            if 0 <= i < len(special):
+                special[i] = 1
+        done = threading.Event()
+
+        def _progress() -> None:  # only speaks up when the build is slow
+            if not done.wait(1.0):
+                print(f"fcgrammar: indexing {len(vocab.tokens)} tokens of {vocab.name or 'vocabulary'}...",
+                      file=sys.stderr, flush=True)
+
+        t = threading.Thread(target=_progress, daemon=True)
+        t.start()
+        t0 = time.perf_counter()
+        try:
+            idx = _core.TokenIndex(list(vocab.tokens), bytes(special), int(vocab.size),
+                                   [int(s) for s in vocab.stop_ids], bool(vocab.add_prefix_space))
+        finally:
+            done.set()
+        elapsed = time.perf_counter() - t0
+        if elapsed > 1.0:
+            print(f"fcgrammar: token index built in {elapsed:.1f} s", file=sys.stderr, flush=True)
+        _INDEX_CACHE[key] = idx
+        return idx
+
+
+class CompiledGrammar:
+    """A grammar compiled against a vocabulary. Reusable and thread-safe: many matchers share one."""
+
+    __slots__ = ("_core", "vocab", "grammar", "__weakref__")
+
+    def __init__(self, core, vocab, grammar: Grammar):
+        self._core = core
+        self.vocab = vocab
+        self.grammar = grammar
+
+    @property
+    def memory_size_bytes(self) -> int:
+        """Bytes held by the automaton and its mask caches (grows as states are visited)."""
+        return int(self._core.memory_bytes)
+
+    @property
+    def num_states(self) -> int:
+        return int(self._core.num_states)
+
+    def __repr__(self) -> str:
+        return (f"CompiledGrammar(rules={len(self.grammar.rules)}, nfa_states={self._core.num_nfa_states}, "
+                f"dfa_states={self._core.num_states}, vocab={self.vocab.size if self.vocab else None})")
+
+
+class Compiler:
+    """Compiles JSON schemas and grammars for one vocabulary.
+
+    ``limits``: ``max_nfa_states``, ``max_dfa_states``, ``max_stack_depth`` (0 keeps the defaults).
+    """
+
+    def __init__(self, vocab, *, max_nfa_states: int = 0, max_dfa_states: int = 0, max_stack_depth: int = 0):
+        self.vocab = vocab
+        self._limits = (int(max_nfa_states), int(max_dfa_states), int(max_stack_depth))
+        self._index = token_index(vocab) if vocab is not None else None
+
+    def compile_grammar(self, grammar: Grammar) -> CompiledGrammar:
+        grammar.check()
+        core = _core.compile(self._index, list(grammar.rules), list(grammar.names), *self._limits)
+        return CompiledGrammar(core, self.vocab, grammar)
+
+    def compile_json_schema(self, schema, **options) -> CompiledGrammar:
+        """Compile a JSON schema (dict, JSON text or bool). Options: see :func:`fcgrammar.json_schema.schema_to_grammar`."""
+        from .json_schema import schema_to_grammar
+
+        return self.compile_grammar(schema_to_grammar(schema, **options))
