@@ -116,8 +116,10 @@ void Automaton::closure_locked(std::vector<int32_t>& set) const {
     std::fill(stamp_.begin(), stamp_.end(), 0);
     stamp_gen_ = 1;
   }
-  std::vector<int32_t> todo;
+  std::vector<int32_t>& todo = closure_todo_;
+  todo.clear();
   std::vector<int32_t> out;
+  out.reserve(set.size() + 4);
   for (int32_t s : set)
     if (stamp_[s] != stamp_gen_) {
       stamp_[s] = stamp_gen_;
@@ -186,28 +188,60 @@ const int32_t* Automaton::compute_row(int32_t d) const {
   std::lock_guard<std::mutex> lock(mu_);
   DState& st = state_mut(d);
   if (const int32_t* r = st.row.load(std::memory_order_acquire)) return r;
-  std::unique_ptr<int32_t[]> row(new int32_t[num_classes_]);
-  std::vector<std::vector<int32_t>> targets(num_classes_);
-  std::vector<int32_t> mark(num_classes_, -1);
+  if (cls_targets_.size() != size_t(num_classes_)) {
+    cls_targets_.assign(num_classes_, {});
+    cls_mark_.assign(num_classes_, -1);
+    edge_mark_.assign(num_classes_, -1);
+    single_.assign(nfa_.states.size(), -1);
+  }
+  int32_t gen = ++row_gen_;
+  touched_.clear();
   int32_t edge_id = 0;
   for (int32_t s : st.nfa)
     for (const auto& e : nfa_.states[s].edges) {
       ++edge_id;
       for (Symbol x = e.lo; x <= e.hi; ++x) {
         int32_t c = sym_class_[x];
-        if (mark[c] != edge_id) {
-          mark[c] = edge_id;
-          targets[c].push_back(e.to);
+        if (edge_mark_[c] == edge_id && cls_mark_[c] == gen) continue;
+        edge_mark_[c] = edge_id;
+        if (cls_mark_[c] != gen) {
+          cls_mark_[c] = gen;
+          cls_targets_[c].clear();
+          touched_.push_back(c);
         }
+        cls_targets_[c].push_back(e.to);
       }
     }
-  for (int32_t c = 0; c < num_classes_; ++c) {
-    if (targets[c].empty()) {
-      row[c] = kDead;
-      continue;
+  std::unique_ptr<int32_t[]> row(new int32_t[num_classes_]);
+  std::fill(row.get(), row.get() + num_classes_, kDead);
+  // Many classes lead to the same targets: close and intern each distinct target list once.
+  std::vector<std::pair<int32_t, int32_t>> distinct;  // (class whose list is canonical, DFA state)
+  for (int32_t c : touched_) {
+    auto& t = cls_targets_[c];
+    if (t.size() > 1) {
+      std::sort(t.begin(), t.end());
+      t.erase(std::unique(t.begin(), t.end()), t.end());
     }
-    closure_locked(targets[c]);
-    row[c] = intern_locked(std::move(targets[c]));
+    int32_t id = -1;
+    if (t.size() == 1) {
+      id = single_[t[0]];
+      if (id < 0) {
+        std::vector<int32_t> set{t[0]};
+        closure_locked(set);
+        id = intern_locked(std::move(set));
+        single_[t[0]] = id;
+      }
+    } else {
+      for (const auto& [oc, oid] : distinct)
+        if (cls_targets_[oc] == t) { id = oid; break; }
+      if (id < 0) {
+        std::vector<int32_t> set = t;
+        closure_locked(set);
+        id = intern_locked(std::move(set));
+        distinct.push_back({c, id});
+      }
+    }
+    row[c] = id;
   }
   const int32_t* out = row.get();
   rows_.push_back(std::move(row));

@@ -30,7 +30,7 @@ struct DState {
   std::vector<std::pair<int32_t, int32_t>> calls;  // (callee rule, DFA state to return to)
   // Slots for the token layer's caches (owned and interpreted by CompiledGrammar).
   std::atomic<void*> mask{nullptr};   // cached token mask for this state with an empty stack
-  std::atomic<int32_t> lexeme{-1};    // -1 unknown, 0 none, else exit state of a JSON string body
+  std::atomic<int64_t> lexeme{-1};    // -1 unknown, 0 none, else (string lexer state << 32) | exit state
 };
 
 class Automaton {
@@ -98,6 +98,11 @@ class Automaton {
   mutable std::vector<std::unique_ptr<int32_t[]>> rows_;
   mutable std::vector<uint32_t> stamp_;
   mutable uint32_t stamp_gen_ = 0;
+  // Scratch for compute_row (used under mu_).
+  mutable std::vector<int32_t> single_;               // NFA state -> DFA state of its closure, or -1
+  mutable std::vector<std::vector<int32_t>> cls_targets_;
+  mutable std::vector<int32_t> cls_mark_, edge_mark_, touched_, closure_todo_;
+  mutable int32_t row_gen_ = 0;
   std::unordered_map<int32_t, Symbol> token_symbol_;
 };
 

@@ -156,13 +156,15 @@ NB_MODULE(_core, m) {
       .def_prop_ro("stop_ids", &TokenIndex::stop_ids)
       .def("string_lexeme_stats", [](const TokenIndex& t) {
         const auto& s = t.string_lexeme();
+        const auto& e = s.entries[s.start];
         size_t inside = 0;
-        for (uint32_t w : s.inside_all) inside += size_t(__builtin_popcount(w));
+        for (uint32_t w : e.inside) inside += size_t(__builtin_popcount(w));
         nb::dict d;
+        d["lexer_states"] = s.entries.size() - 1;
         d["inside"] = inside;
-        d["exact_close"] = s.exact_close.size();
-        d["suffix_tokens"] = s.suffixes.tok_ids.size();
-        d["suffix_nodes"] = s.suffixes.nodes.size();
+        d["exact_close"] = e.exact_close.size();
+        d["suffix_tokens"] = e.suffixes.tok_ids.size();
+        d["suffix_nodes"] = e.suffixes.nodes.size();
         return d;
       });
 

@@ -33,47 +33,68 @@ const MaskEntry* CompiledGrammar::publish_mask(int32_t d, std::unique_ptr<MaskEn
   return out;
 }
 
-// Is `d` an unconstrained JSON string body (checked as a bisimulation against the token index's
-// canonical string automaton, up to the closing quote)? Returns the state after the quote, or 0.
-int32_t CompiledGrammar::string_body_exit(int32_t d) const {
+// Does `d` behave exactly like a state of the canonical JSON string automaton up to the closing quote,
+// all quotes leading to one state? Checked as a bisimulation; the answer is cached on the state.
+int32_t CompiledGrammar::string_body(int32_t d, int32_t* lexer_state) const {
   const Automaton& G = *automaton_;
   DState& st = G.state_mut(d);
-  int32_t v = st.lexeme.load(std::memory_order_acquire);
-  if (v >= 0) return v;
-  int32_t exit = 0;
-  bool ok = index_ != nullptr;
-  if (ok) {
-    const Automaton& L = *index_->string_lexeme().lexer;
-    std::vector<std::pair<int32_t, int32_t>> seen{{L.start(), d}}, todo{{L.start(), d}};
-    while (ok && !todo.empty()) {
-      auto [l, q] = todo.back();
-      todo.pop_back();
-      const DState& qs = G.state(q);
-      if (qs.final || !qs.calls.empty()) { ok = false; break; }
-      for (const auto& sp : specials_)
-        if (G.step(q, sp.second) != kDead) ok = false;
-      const int32_t* lrow = L.row(l);
-      const int32_t* grow = G.row(q);
-      for (int b = 0; ok && b < 256; ++b) {
-        int32_t l2 = lrow[L.symbol_class(b)], q2 = grow[G.symbol_class(b)];
-        if (l2 == kDead) {
-          ok = q2 == kDead;
-        } else if (q2 == kDead) {
-          ok = false;
-        } else if (L.state(l2).final) {
-          if (exit == 0) exit = q2;
-          ok = exit == q2;
-        } else if (std::find(seen.begin(), seen.end(), std::make_pair(l2, q2)) == seen.end()) {
-          seen.push_back({l2, q2});
-          todo.push_back({l2, q2});
-          if (seen.size() > 64) ok = false;
+  int64_t v = st.lexeme.load(std::memory_order_acquire);
+  if (v < 0) {
+    v = 0;
+    const DState& ds = G.state(d);
+    if (index_ && !ds.final && ds.calls.empty()) {
+      const auto& str = index_->string_lexeme();
+      const Automaton& L = *str.lexer;
+      uint8_t live[32] = {0};
+      const int32_t* grow = G.row(d);
+      for (int b = 0; b < 256; ++b)
+        if (grow[G.symbol_class(b)] != kDead) live[b >> 3] |= uint8_t(1u << (b & 7));
+      for (size_t l0 = 1; l0 < str.entries.size() && v == 0; ++l0) {
+        const auto& e = str.entries[l0];
+        if (e.inside.empty() || std::memcmp(e.live, live, 32) != 0) continue;
+        int32_t exit = 0;
+        bool ok = true;
+        std::vector<std::pair<int32_t, int32_t>> seen{{int32_t(l0), d}}, todo{{int32_t(l0), d}};
+        while (ok && !todo.empty()) {
+          auto [l, q] = todo.back();
+          todo.pop_back();
+          const DState& qs = G.state(q);
+          if (qs.final || !qs.calls.empty()) { ok = false; break; }
+          for (const auto& sp : specials_)
+            if (G.step(q, sp.second) != kDead) ok = false;
+          const int32_t* lrow = L.row(l);
+          const int32_t* qrow = G.row(q);
+          for (int b = 0; ok && b < 256; ++b) {
+            int32_t l2 = lrow[L.symbol_class(b)], q2 = qrow[G.symbol_class(b)];
+            if (l2 == kDead) {
+              ok = q2 == kDead;
+            } else if (q2 == kDead) {
+              ok = false;
+            } else if (L.state(l2).final) {
+              if (exit == 0) exit = q2;
+              ok = exit == q2;
+            } else if (std::find(seen.begin(), seen.end(), std::make_pair(l2, q2)) == seen.end()) {
+              seen.push_back({l2, q2});
+              todo.push_back({l2, q2});
+              if (seen.size() > 128) ok = false;
+            }
+          }
+        }
+        if (ok && exit) {
+          v = (int64_t(l0) << 32) | int64_t(exit);
+          // Every pair on the way is bisimilar with the same exit: record them all at once.
+          for (const auto& [l, q] : seen) {
+            int64_t unknown = -1;
+            G.state_mut(q).lexeme.compare_exchange_strong(unknown, (int64_t(l) << 32) | int64_t(exit),
+                                                         std::memory_order_acq_rel);
+          }
         }
       }
     }
+    st.lexeme.store(v, std::memory_order_release);
   }
-  v = ok ? exit : 0;
-  st.lexeme.store(v, std::memory_order_release);
-  return v;
+  *lexer_state = int32_t(v >> 32);
+  return int32_t(v & 0xFFFFFFFF);
 }
 
 size_t CompiledGrammar::memory_bytes() const {
@@ -204,7 +225,7 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t begin, uint32_t end, int base_
 void Matcher::walk(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, const std::vector<Config>& start,
                    uint32_t limit, Out& out) {
   const Automaton& a = g_->automaton();
-  if (!a.has_calls() && start.size() == 1 && start[0].stack == 0) {
+  if (start.size() == 1 && start[0].stack == 0 && !a.has_calls()) {
     walk_dfa(trie, begin, end, base_depth, start[0].d, limit, out);
     return;
   }
@@ -224,13 +245,32 @@ void Matcher::walk(const Trie& trie, uint32_t begin, uint32_t end, int base_dept
   }
 }
 
-// Allowed tokens (with the cost after each) from `cfgs`, except the string-body base set, which is
-// reported through base_string / base_extra_limit.
-void Matcher::collect(const std::vector<Config>& cfgs, bool first, uint32_t limit, Out& out, bool& base_string,
-                      uint32_t& base_extra_limit) {
+// Walk the whole trie, visiting only the root's children whose first byte the grammar allows.
+void Matcher::walk_root(const Trie& trie, const std::vector<Config>& start, uint32_t limit, Out& out) {
+  const Automaton& a = g_->automaton();
+  bool dfa = start.size() == 1 && start[0].stack == 0 && !a.has_calls();
+  std::vector<Config> one;
+  for (int b = 0; b < 256; ++b) {
+    int32_t child = trie.root_child[b];
+    if (!child) continue;
+    if (dfa) {
+      if (a.step_byte(start[0].d, uint8_t(b)) == kDead) continue;
+    } else {
+      bool alive = false;
+      for (const Config& c : start)
+        if (a.step_byte(c.d, uint8_t(b)) != kDead) { alive = true; break; }
+      if (!alive) continue;
+    }
+    walk(trie, uint32_t(child), trie.nodes[child].end, 0, start, limit, out);
+  }
+}
+
+// Allowed tokens (with the cost after each) from `cfgs`. Inside a JSON string body the tokens that
+// stay inside are not listed but returned as precomputed bitsets in `base`.
+void Matcher::collect(const std::vector<Config>& cfgs, bool first, uint32_t limit, Out& out, Base& base) {
   const Automaton& a = g_->automaton();
   const TokenIndex& idx = *g_->index();
-  base_string = false;
+  base.n = 0;
   std::vector<Config> tmp;
   for (const auto& [id, sym] : g_->specials()) {
     if (step_configs(a, arena_, cfgs, sym, tmp, max_depth())) {
@@ -239,24 +279,33 @@ void Matcher::collect(const std::vector<Config>& cfgs, bool first, uint32_t limi
     }
   }
   const Trie& trie = idx.trie();
-  int32_t x = (!first && cfgs.size() == 1) ? g_->string_body_exit(cfgs[0].d) : 0;
+  int32_t l = 0;
+  int32_t x = (!first && cfgs.size() == 1) ? g_->string_body(cfgs[0].d, &l) : 0;
   if (x) {
     const auto& str = idx.string_lexeme();
+    const auto& e = str.entries[l];
     int32_t stack = cfgs[0].stack;
     uint32_t cost_d = a.state(cfgs[0].d).cost + arena_.node(stack).cost;
-    if (cost_d <= limit) {
-      base_string = true;
-      base_extra_limit = limit - cost_d;
+    bool usable = true;
+    if (uint64_t(cost_d) + uint64_t(e.max_extra) <= limit) {
+      base.sets[base.n++] = e.inside.data();
+    } else if (l == str.start) {
+      for (int k = 0; k < StringLexemeIndex::kExtraBuckets && uint64_t(cost_d) + uint64_t(k) <= limit; ++k)
+        base.sets[base.n++] = str.start_inside_by_extra[k].data();
+    } else {
+      usable = false;  // budget too tight for the precomputed sets: walk every token instead
     }
-    std::vector<Config> xc{{x, stack}};
-    closure(a, arena_, xc, max_depth());
-    uint32_t cx = configs_cost(a, arena_, xc);
-    if (cx <= limit)
-      for (int32_t t : str.exact_close) out.push_back({t, cx});
-    walk(str.suffixes, 1, uint32_t(str.suffixes.nodes.size()), 0, xc, limit, out);
-    return;
+    if (usable) {
+      std::vector<Config> xc{{x, stack}};
+      closure(a, arena_, xc, max_depth());
+      uint32_t cx = configs_cost(a, arena_, xc);
+      if (cx <= limit)
+        for (int32_t t : e.exact_close) out.push_back({t, cx});
+      walk_root(e.suffixes, xc, limit, out);
+      return;
+    }
   }
-  walk(trie, 1, uint32_t(trie.nodes.size()), 0, cfgs, limit, out);
+  walk_root(trie, cfgs, limit, out);
   if (first) {
     int32_t sp = trie.root_child[uint8_t(' ')];
     if (sp) walk(trie, uint32_t(sp) + 1, trie.nodes[sp].end, 1, cfgs, limit, out);
@@ -268,22 +317,25 @@ const MaskEntry* Matcher::cached_entry(int32_t d) {
   if (void* p = a.state(d).mask.load(std::memory_order_acquire)) return static_cast<const MaskEntry*>(p);
   const TokenIndex& idx = *g_->index();
   Out out;
-  bool base_string = false;
-  uint32_t base_extra = 0;
+  Base base;
   std::vector<Config> cfgs{{d, 0}};
-  collect(cfgs, false, kInfCost - 1, out, base_string, base_extra);
+  collect(cfgs, false, kInfCost - 1, out, base);
   auto e = std::make_unique<MaskEntry>();
-  e->string_body = base_string;
   uint32_t mc = 0;
   for (const auto& [t, c] : out) mc = std::max(mc, c);
-  if (base_string) mc = std::max<uint32_t>(mc, a.state(d).cost + uint32_t(idx.string_lexeme().max_extra));
+  if (base.n) {
+    int32_t l = 0;
+    g_->string_body(d, &l);
+    e->base = base.sets[0];  // with an unlimited budget, the one inside-set of that lexer state
+    mc = std::max<uint32_t>(mc, a.state(d).cost + uint32_t(idx.string_lexeme().entries[l].max_extra));
+  }
   e->max_cost = mc;
   int32_t W = idx.words();
   if (out.size() > size_t(W) / 4) {
     e->bits.assign(W, 0);
-    if (base_string) std::memcpy(e->bits.data(), idx.string_lexeme().inside_all.data(), size_t(W) * 4);
+    if (e->base) std::memcpy(e->bits.data(), e->base, size_t(W) * 4);
     for (const auto& [t, c] : out) e->bits[t >> 5] |= 1u << (t & 31);
-    e->string_body = false;
+    e->base = nullptr;
   } else {
     e->ids.reserve(out.size());
     for (const auto& [t, c] : out) e->ids.push_back(t);
@@ -322,8 +374,8 @@ void Matcher::fill_mask(uint32_t* mask) {
       if (!e->bits.empty()) {
         std::memcpy(mask, e->bits.data(), size_t(W) * 4);
       } else {
-        if (e->string_body)
-          std::memcpy(mask, idx.string_lexeme().inside_all.data(), size_t(W) * 4);
+        if (e->base)
+          std::memcpy(mask, e->base, size_t(W) * 4);
         else
           std::memset(mask, 0, size_t(W) * 4);
         for (int32_t t : e->ids) mask[t >> 5] |= 1u << (t & 31);
@@ -333,17 +385,14 @@ void Matcher::fill_mask(uint32_t* mask) {
     }
   }
   Out out;
-  bool base_string = false;
-  uint32_t base_extra = 0;
-  collect(cur, first, limit, out, base_string, base_extra);
-  std::memset(mask, 0, size_t(W) * 4);
-  if (base_string) {
-    const auto& str = idx.string_lexeme();
-    for (int k = 0; k < StringLexemeIndex::kExtraBuckets && uint32_t(k) <= base_extra; ++k) {
-      const uint32_t* b = str.inside[k].data();
-      for (int32_t w = 0; w < W; ++w) mask[w] |= b[w];
-    }
-  }
+  Base base;
+  collect(cur, first, limit, out, base);
+  if (base.n)
+    std::memcpy(mask, base.sets[0], size_t(W) * 4);
+  else
+    std::memset(mask, 0, size_t(W) * 4);
+  for (int k = 1; k < base.n; ++k)
+    for (int32_t w = 0; w < W; ++w) mask[w] |= base.sets[k][w];
   for (const auto& [t, c] : out) mask[t >> 5] |= 1u << (t & 31);
   if (accepting) set_stops();
 }

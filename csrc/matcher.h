@@ -13,7 +13,7 @@ namespace fcg {
 
 // A cached token mask of one automaton state (with an empty stack).
 struct MaskEntry {
-  bool string_body = false;        // base: the token index's inside-string and exact-close tokens
+  const uint32_t* base = nullptr;  // a bitset of the token index's (inside a JSON string), OR-ed in
   std::vector<int32_t> ids;        // allowed token ids (besides the base), when sparse
   std::vector<uint32_t> bits;      // the whole mask, when dense
   uint32_t max_cost = 0;           // largest "symbols to finish" over the states the tokens lead to
@@ -30,8 +30,9 @@ class CompiledGrammar {
   const Limits& limits() const { return limits_; }
   const std::vector<std::pair<int32_t, Symbol>>& specials() const { return specials_; }
 
-  // Exit state if `d` is (bisimilar to) an unconstrained JSON string body, else 0.
-  int32_t string_body_exit(int32_t d) const;
+  // If `d` behaves exactly like state `*lexer_state` of an unconstrained JSON string body (a
+  // bisimulation up to the closing quote), the state after the quote; else 0.
+  int32_t string_body(int32_t d, int32_t* lexer_state) const;
   const MaskEntry* publish_mask(int32_t d, std::unique_ptr<MaskEntry> e) const;
   size_t memory_bytes() const;
 
@@ -78,8 +79,12 @@ class Matcher {
             uint32_t limit, Out& out);
   void walk_dfa(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, int32_t start, uint32_t limit,
                 Out& out);
-  void collect(const std::vector<Config>& cfgs, bool first, uint32_t limit, Out& out, bool& base_string,
-               uint32_t& base_extra_limit);
+  struct Base {
+    const uint32_t* sets[StringLexemeIndex::kExtraBuckets];
+    int n = 0;
+  };
+  void collect(const std::vector<Config>& cfgs, bool first, uint32_t limit, Out& out, Base& base);
+  void walk_root(const Trie& trie, const std::vector<Config>& start, uint32_t limit, Out& out);
   const MaskEntry* cached_entry(int32_t d);
   uint32_t max_depth() const { return uint32_t(g_->limits().max_stack_depth); }
 

@@ -99,43 +99,68 @@ void TokenIndex::build_string_lexeme() {
   Limits lim;
   str_.lexer = std::make_unique<Automaton>(build_nfa(string_body_ir(), lim), lim);
   const Automaton& L = *str_.lexer;
-  int32_t start = L.start();
-  uint32_t base_cost = L.state(start).cost;
+  str_.start = L.start();
   int32_t W = words();
-  for (auto& b : str_.inside) b.assign(W, 0);
-  str_.inside_all.assign(W, 0);
-  std::vector<std::pair<std::string, int32_t>> suffixes;
-  for (size_t i = 0; i < tokens_.size(); ++i) {
-    if (special_[i] || tokens_[i].empty() || stop_mask_[i]) continue;
-    const std::string& t = tokens_[i];
-    int32_t l = start;
-    size_t p = 0;
-    for (; p < t.size(); ++p) {
-      l = L.step_byte(l, uint8_t(t[p]));
-      if (l == kDead || L.state(l).final) break;
-    }
-    if (l == kDead) continue;
-    if (L.state(l).final) {
-      if (p + 1 == t.size())
-        str_.exact_close.push_back(int32_t(i));
-      else
-        suffixes.push_back({t.substr(p + 1), int32_t(i)});
-      continue;
-    }
-    int32_t extra = int32_t(L.state(l).cost) - int32_t(base_cost);
-    extra = std::max(0, std::min(extra, StringLexemeIndex::kExtraBuckets - 1));
-    str_.max_extra = std::max(str_.max_extra, extra);
-    str_.inside[extra][i >> 5] |= 1u << (i & 31);
-    str_.inside_all[i >> 5] |= 1u << (i & 31);
+  for (auto& b : str_.start_inside_by_extra) b.assign(W, 0);
+  // Discover every lexer state (rows are built lazily).
+  std::vector<int32_t> todo{str_.start};
+  std::vector<char> seen(2, 0);
+  auto mark = [&](int32_t q) {
+    if (q >= int32_t(seen.size())) seen.resize(size_t(q) + 1, 0);
+    if (q != kDead && !seen[q]) { seen[q] = 1; todo.push_back(q); }
+  };
+  seen[str_.start] = 1;
+  std::vector<int32_t> states;
+  while (!todo.empty()) {
+    int32_t q = todo.back();
+    todo.pop_back();
+    if (L.state(q).final) continue;  // after the closing quote: not inside
+    states.push_back(q);
+    for (int b = 0; b < 256; ++b) mark(L.step_byte(q, uint8_t(b)));
   }
-  str_.suffixes = Trie(std::move(suffixes));
+  str_.entries.resize(size_t(L.num_states()));
+  for (int32_t q : states) {
+    auto& e = str_.entries[q];
+    e.inside.assign(W, 0);
+    e.cost = L.state(q).cost;
+    for (int b = 0; b < 256; ++b)
+      if (L.step_byte(q, uint8_t(b)) != kDead) e.live[b >> 3] |= uint8_t(1u << (b & 7));
+    std::vector<std::pair<std::string, int32_t>> suffixes;
+    for (size_t i = 0; i < tokens_.size(); ++i) {
+      if (special_[i] || tokens_[i].empty() || stop_mask_[i]) continue;
+      const std::string& t = tokens_[i];
+      int32_t l = q;
+      size_t p = 0;
+      for (; p < t.size(); ++p) {
+        l = L.step_byte(l, uint8_t(t[p]));
+        if (l == kDead || L.state(l).final) break;
+      }
+      if (l == kDead) continue;
+      if (L.state(l).final) {
+        if (p + 1 == t.size())
+          e.exact_close.push_back(int32_t(i));
+        else
+          suffixes.push_back({t.substr(p + 1), int32_t(i)});
+        continue;
+      }
+      int32_t extra = std::max(0, int32_t(L.state(l).cost) - int32_t(e.cost));
+      e.max_extra = std::max(e.max_extra, extra);
+      e.inside[i >> 5] |= 1u << (i & 31);
+      if (q == str_.start) {
+        extra = std::min(extra, StringLexemeIndex::kExtraBuckets - 1);
+        str_.start_inside_by_extra[extra][i >> 5] |= 1u << (i & 31);
+      }
+    }
+    e.suffixes = Trie(std::move(suffixes));
+  }
 }
 
 size_t TokenIndex::memory_bytes() const {
-  size_t b = trie_.memory_bytes() + str_.suffixes.memory_bytes();
+  size_t b = trie_.memory_bytes();
+  for (const auto& e : str_.entries) b += e.suffixes.memory_bytes() + e.inside.size() * 4 + e.exact_close.size() * 4;
   for (const auto& t : tokens_) b += t.size() + sizeof(std::string);
   b += special_.size() + stop_mask_.size();
-  b += size_t(StringLexemeIndex::kExtraBuckets + 1) * size_t(words()) * 4;
+  b += size_t(StringLexemeIndex::kExtraBuckets) * size_t(words()) * 4;
   return b;
 }
 

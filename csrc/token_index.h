@@ -34,19 +34,24 @@ class Trie {
   }
 };
 
-// How each token behaves at the start of an unconstrained JSON string body (after the opening quote).
+// How each token behaves inside an unconstrained JSON string body, from each state of the canonical
+// string automaton (character boundary, mid-escape, mid-UTF-8 character).
 struct StringLexemeIndex {
   static constexpr int kExtraBuckets = 8;
-  // Tokens that stay inside the string; bucket k: the token ends where k more symbols than at a
-  // character boundary are needed to close the string (mid-escape, mid-UTF-8).
-  std::vector<uint32_t> inside[kExtraBuckets];  // bitsets over the logit vocabulary
-  std::vector<uint32_t> inside_all;
-  int32_t max_extra = 0;
-  // Tokens whose last byte is the closing quote.
-  std::vector<int32_t> exact_close;
-  // Tokens that close the string and continue: keyed by what follows the quote.
-  Trie suffixes;
-  std::unique_ptr<Automaton> lexer;  // the canonical string-body automaton
+  struct Entry {
+    std::vector<uint32_t> inside;      // bitset: tokens that stay inside the string
+    std::vector<int32_t> exact_close;  // tokens whose last byte is the closing quote
+    Trie suffixes;                     // tokens that close the string and continue, keyed by the rest
+    uint8_t live[32] = {0};            // bytes with a transition from this state (for matching states)
+    uint32_t cost = 0;                 // symbols to close the string from here
+    int32_t max_extra = 0;             // largest extra cost over inside tokens' end states
+  };
+  std::unique_ptr<Automaton> lexer;  // the canonical string-body automaton (states 1..n, 0 dead)
+  std::vector<Entry> entries;        // by lexer state; entries[0] unused
+  // For the start state only: inside tokens bucketed by how many more symbols than at a character
+  // boundary they leave to close the string (budget-aware masks).
+  std::vector<uint32_t> start_inside_by_extra[kExtraBuckets];
+  int32_t start = 0;
 };
 
 class TokenIndex {
