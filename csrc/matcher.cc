@@ -387,6 +387,26 @@ void Matcher::fill_mask(uint32_t* mask) {
   Out out;
   Base base;
   collect(cur, first, limit, out, base);
+  if (out.empty() && base.n == 0 && !accepting && limit < kInfCost - 1) {
+    // No token keeps a completion within the budget by our (one token per byte) bound: fall back to
+    // the tokens that get closest to completion, so the output still heads for the shortest ending.
+    collect(cur, first, kInfCost - 1, out, base);
+    uint32_t best = kInfCost;
+    for (const auto& [t, c] : out) best = std::min(best, c);
+    int32_t l = 0;
+    bool string_start = base.n && cur.size() == 1 && g_->string_body(cur[0].d, &l) &&
+                        l == idx.string_lexeme().start;
+    uint32_t cost_d = base.n ? configs_cost(a, arena_, cur) : kInfCost;
+    base.n = 0;
+    if (string_start && cost_d <= best) {
+      best = cost_d;
+      base.sets[base.n++] = idx.string_lexeme().start_inside_by_extra[0].data();
+    }
+    Out keep;
+    for (const auto& tc : out)
+      if (tc.second <= best) keep.push_back(tc);
+    out.swap(keep);
+  }
   if (base.n)
     std::memcpy(mask, base.sets[0], size_t(W) * 4);
   else

@@ -1,0 +1,302 @@
+// C++ unit tests of the engine, run under ASan/UBSan by tests/test_cpp.py (and .ci/run).
+// No framework: each CHECK failure prints and the process exits non-zero.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "automaton.h"
+#include "bitmask.h"
+#include "grammar.h"
+#include "matcher.h"
+#include "token_index.h"
+
+using namespace fcg;
+
+static int g_failures = 0, g_checks = 0;
+#define CHECK(cond)                                                          \
+  do {                                                                       \
+    ++g_checks;                                                              \
+    if (!(cond)) {                                                           \
+      ++g_failures;                                                          \
+      std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                                        \
+  } while (0)
+
+namespace {
+
+struct IR {
+  GrammarIR ir;
+  int32_t add(Expr e) {
+    ir.nodes.push_back(std::move(e));
+    return int32_t(ir.nodes.size() - 1);
+  }
+  int32_t lit(const std::string& s) {
+    Expr e;
+    e.op = Op::Lit;
+    e.bytes = s;
+    return add(e);
+  }
+  int32_t cp(uint32_t lo, uint32_t hi, bool json) {
+    Expr e;
+    e.op = Op::Cp;
+    e.ranges = {{lo, hi}};
+    e.json = json;
+    return add(e);
+  }
+  int32_t seq(std::vector<int32_t> k) {
+    Expr e;
+    e.op = Op::Seq;
+    e.kids = std::move(k);
+    return add(e);
+  }
+  int32_t alt(std::vector<int32_t> k) {
+    Expr e;
+    e.op = Op::Alt;
+    e.kids = std::move(k);
+    return add(e);
+  }
+  int32_t rep(int32_t x, int lo, int hi) {
+    Expr e;
+    e.op = Op::Rep;
+    e.kids = {x};
+    e.lo = lo;
+    e.hi = hi;
+    return add(e);
+  }
+  int32_t ref(int32_t r) {
+    Expr e;
+    e.op = Op::Ref;
+    e.ref = r;
+    return add(e);
+  }
+  int32_t tok(int32_t id) {
+    Expr e;
+    e.op = Op::Tok;
+    e.ref = id;
+    return add(e);
+  }
+};
+
+std::shared_ptr<CompiledGrammar> compile(const GrammarIR& ir, std::shared_ptr<const TokenIndex> idx = nullptr) {
+  Limits lim;
+  auto a = std::make_shared<Automaton>(build_nfa(ir, lim), lim);
+  return std::make_shared<CompiledGrammar>(std::move(idx), std::move(a), lim);
+}
+
+bool accepts(const std::shared_ptr<CompiledGrammar>& g, const std::string& s) {
+  Matcher m(g);
+  return m.accept_bytes(s) && m.is_accepting();
+}
+
+// A small byte-level vocabulary: all 256 bytes plus some multi-byte tokens and two specials.
+std::shared_ptr<TokenIndex> small_vocab() {
+  std::vector<std::string> toks;
+  for (int b = 0; b < 256; ++b) toks.push_back(std::string(1, char(b)));
+  const char* extra[] = {"\"", "\",", "\"}", "{\"", "name", "\":", "\":\"", "ab", "abc", "\\u00", "\xC3", "\xA9",
+                         "\xC3\xA9", "12", "true", "null", "  "};
+  for (const char* e : extra) toks.push_back(e);
+  toks.push_back("<eos>");   // special, stop
+  toks.push_back("<call>");  // special
+  std::vector<uint8_t> special(toks.size(), 0);
+  special[toks.size() - 1] = special[toks.size() - 2] = 1;
+  int32_t eos = int32_t(toks.size() - 2);
+  return std::make_shared<TokenIndex>(toks, special, int32_t(toks.size()) + 30, std::vector<int32_t>{eos}, false);
+}
+
+std::vector<int32_t> allowed(Matcher& m, const TokenIndex& idx) {
+  std::vector<uint32_t> mask(idx.words(), 0xDEADBEEF);
+  m.fill_mask(mask.data());
+  std::vector<int32_t> out;
+  for (int32_t i = 0; i < idx.vocab_size(); ++i)
+    if ((mask[i >> 5] >> (i & 31)) & 1u) out.push_back(i);
+  return out;
+}
+
+void test_literals_and_json_strings() {
+  IR b;
+  int32_t body = b.rep(b.cp(0, 0x10FFFF, true), 0, -1);
+  int32_t root = b.seq({b.lit("\""), body, b.lit("\"")});
+  b.ir.rules = {root};
+  auto g = compile(b.ir);
+  CHECK(accepts(g, "\"abc\""));
+  CHECK(accepts(g, "\"\""));
+  CHECK(accepts(g, "\"\\u00E9\\n\\\"\""));
+  CHECK(accepts(g, "\"\\ud83d\\ude00\""));
+  CHECK(accepts(g, "\"\xF0\x9F\x98\x80\""));
+  CHECK(!accepts(g, "\"a"));
+  CHECK(!accepts(g, "\"\x01\""));
+  CHECK(!accepts(g, "\"\\x\""));
+  CHECK(!accepts(g, "\"\xC3\""));     // truncated UTF-8
+  CHECK(!accepts(g, "\"\xED\xA0\x80\""));  // encoded surrogate
+}
+
+void test_codepoint_ranges() {
+  IR b;
+  int32_t root = b.rep(b.cp(0x61, 0x7A, true), 1, 3);  // [a-z]{1,3} inside a JSON string
+  b.ir.rules = {root};
+  auto g = compile(b.ir);
+  CHECK(accepts(g, "abc"));
+  CHECK(accepts(g, "\\u0061"));
+  CHECK(accepts(g, "\\u007A"));
+  CHECK(!accepts(g, "\\u007b"));
+  CHECK(!accepts(g, "abcd"));
+  CHECK(!accepts(g, ""));
+  IR c;
+  c.ir.rules = {c.cp(0x1F600, 0x1F64F, true)};
+  auto g2 = compile(c.ir);
+  CHECK(accepts(g2, "\\ud83d\\ude00"));
+  CHECK(accepts(g2, "\xF0\x9F\x98\x80"));
+  CHECK(!accepts(g2, "\\ud83d\\ude50"));
+}
+
+void test_recursion_and_left_recursion() {
+  IR b;
+  // rule 0: value ::= "1" | "[" (value ("," value)*)? "]"
+  int32_t v = b.ref(0);
+  int32_t items = b.seq({v, b.rep(b.seq({b.lit(","), b.ref(0)}), 0, -1)});
+  int32_t root = b.alt({b.lit("1"), b.seq({b.lit("["), b.rep(items, 0, 1), b.lit("]")})});
+  b.ir.rules = {root};
+  auto g = compile(b.ir);
+  CHECK(accepts(g, "[1,[1,[]],[[1]]]"));
+  CHECK(!accepts(g, "[1,]"));
+  CHECK(!accepts(g, "[[1]"));
+  IR l;
+  l.ir.rules = {l.alt({l.lit("x"), l.seq({l.ref(0), l.lit("y")})})};
+  bool threw = false;
+  try {
+    compile(l.ir);
+  } catch (const GrammarError&) {
+    threw = true;
+  }
+  CHECK(threw);
+}
+
+void test_masks_stop_and_specials() {
+  auto idx = small_vocab();
+  int32_t eos = idx->stop_ids()[0], call = eos + 1;
+  IR b;
+  // "ab" <call> | "abc"
+  int32_t root = b.alt({b.seq({b.lit("ab"), b.tok(call)}), b.lit("abc")});
+  b.ir.rules = {root};
+  auto g = compile(b.ir, idx);
+  Matcher m(g);
+  auto a = allowed(m, *idx);
+  // 'a', "ab", "abc" tokens allowed; nothing else.
+  CHECK(a.size() == 3);
+  CHECK(m.accept_token('a'));
+  CHECK(!m.accept_token(eos));
+  CHECK(m.accept_token('b'));
+  a = allowed(m, *idx);
+  CHECK(std::find(a.begin(), a.end(), call) != a.end());
+  CHECK(std::find(a.begin(), a.end(), int32_t('c')) != a.end());
+  CHECK(std::find(a.begin(), a.end(), eos) == a.end());
+  CHECK(m.accept_token(call));
+  CHECK(m.is_accepting());
+  a = allowed(m, *idx);
+  CHECK(a.size() == 1 && a[0] == eos);
+  CHECK(m.accept_token(eos));
+  CHECK(m.is_terminated());
+  CHECK(!m.accept_token('a'));
+  m.rollback(2);
+  CHECK(!m.is_terminated());
+  CHECK(m.accept_token('c'));
+  CHECK(m.is_accepting());
+  // padding ids beyond the tokenizer are never allowed
+  CHECK(!m.accept_token(idx->n_tokens() + 3));
+}
+
+void test_string_lexeme_mask_matches_walk() {
+  // A string body followed by "}" : the precomputed fast path must give exactly the tokens a plain
+  // byte-by-byte check accepts.
+  auto idx = small_vocab();
+  IR b;
+  int32_t body = b.rep(b.cp(0, 0x10FFFF, true), 0, -1);
+  b.ir.rules = {b.seq({b.lit("\""), body, b.lit("\"}")})};
+  auto g = compile(b.ir, idx);
+  const char* prefixes[] = {"\"", "\"ab", "\"\\", "\"\\u00", "\"\xC3"};
+  for (const char* p : prefixes) {
+    Matcher m(g);
+    CHECK(m.accept_bytes(p));
+    auto a = allowed(m, *idx);
+    std::vector<int32_t> expect;
+    for (int32_t t = 0; t < idx->n_tokens(); ++t) {
+      if (idx->is_special(t)) continue;
+      Matcher probe(g);
+      probe.accept_bytes(p);
+      if (probe.accept_bytes(idx->token(t))) expect.push_back(t);
+    }
+    CHECK(a == expect);
+  }
+}
+
+void test_budget() {
+  auto idx = small_vocab();
+  IR b;
+  int32_t body = b.rep(b.cp(0, 0x10FFFF, true), 0, -1);
+  b.ir.rules = {b.seq({b.lit("\""), body, b.lit("\"")})};
+  auto g = compile(b.ir, idx);
+  // With a budget of 4 tokens, a random walk must end complete.
+  for (int seed = 0; seed < 50; ++seed) {
+    Matcher m(g, 4);
+    unsigned r = unsigned(seed) * 2654435761u + 1;
+    while (!m.is_terminated() && m.remaining() > 0) {
+      auto a = allowed(m, *idx);
+      CHECK(!a.empty());
+      if (a.empty()) break;
+      r = r * 1103515245u + 12345u;
+      CHECK(m.accept_token(a[(r >> 8) % a.size()]));
+    }
+    CHECK(m.is_accepting());
+  }
+}
+
+void test_threads() {
+  auto idx = small_vocab();
+  IR b;
+  int32_t body = b.rep(b.cp(0, 0x10FFFF, true), 0, -1);
+  int32_t val = b.alt({b.seq({b.lit("\""), body, b.lit("\"")}), b.lit("12"), b.lit("true")});
+  b.ir.rules = {b.seq({b.lit("{\"name\":"), val, b.lit("}")})};
+  auto g = compile(b.ir, idx);
+  std::vector<std::unique_ptr<Matcher>> ms;
+  for (int i = 0; i < 16; ++i) ms.push_back(std::make_unique<Matcher>(g));
+  std::vector<Matcher*> ptrs;
+  std::vector<int32_t> rows;
+  for (int i = 0; i < 16; ++i) {
+    ptrs.push_back(ms[i].get());
+    rows.push_back(i);
+  }
+  std::vector<uint32_t> mask(size_t(16) * idx->words());
+  batch_fill(ptrs, mask.data(), idx->words(), rows, 4);
+  for (int i = 1; i < 16; ++i)
+    CHECK(std::memcmp(mask.data(), mask.data() + size_t(i) * idx->words(), size_t(idx->words()) * 4) == 0);
+}
+
+void test_apply_bitmask() {
+  std::vector<float> logits(70, 1.0f);
+  std::vector<uint32_t> mask(3, 0);
+  mask[0] = 1u << 3;
+  mask[1] = 1u << 1;
+  apply_bitmask_f32(logits.data(), 70, mask.data(), 2, nullptr, 1, 70);
+  CHECK(logits[3] == 1.0f && logits[33] == 1.0f);
+  CHECK(logits[0] < -1e30f && logits[69] < -1e30f);
+}
+
+}  // namespace
+
+int main() {
+  test_literals_and_json_strings();
+  test_codepoint_ranges();
+  test_recursion_and_left_recursion();
+  test_masks_stop_and_specials();
+  test_string_lexeme_mask_matches_walk();
+  test_budget();
+  test_threads();
+  test_apply_bitmask();
+  std::printf("%d passed, %d failed\n", g_checks - g_failures, g_failures);
+  return g_failures ? 1 : 0;
+}

@@ -1,0 +1,251 @@
+"""Matcher API semantics on the embedded BPE vocabulary (always runs: no shared data needed).
+
+The reference for every mask is the matcher itself stepping token by token: a token is in the mask iff
+accepting it succeeds (checked exhaustively over the vocabulary along random walks).
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+import fcgrammar as fcg
+from fcgrammar.demo_vocab import CALL, EOS, demo_vocabulary
+from fcgrammar.grammar import ANY_CODEPOINT, Grammar, alt, cp, lit, opt, ref, rep, seq, star, tok
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    return demo_vocabulary()
+
+
+@pytest.fixture(scope="module")
+def compiler(vocab):
+    return fcg.Compiler(vocab)
+
+
+def json_string():
+    return seq(lit('"'), rep(cp(ANY_CODEPOINT, json=True), 0, -1), lit('"'))
+
+
+def weather_grammar() -> Grammar:
+    g = Grammar()
+    unit = alt(lit('"celsius"'), lit('"fahrenheit"'))
+    g.add_rule("root", seq(lit('{"location":'), json_string(), opt(seq(lit(',"unit":'), unit)), lit("}")))
+    return g
+
+
+def nested_grammar() -> Grammar:
+    """value ::= string | "1" | "[" (value ("," value)*)? "]"  (recursive: uses the stack)"""
+    g = Grammar()
+    v = g.add_rule("value")
+    items = seq(ref(v), star(seq(lit(","), ref(v))))
+    g.set_rule(v, alt(json_string(), lit("1"), seq(lit("["), opt(items), lit("]"))))
+    return g
+
+
+def allowed_ids(m, vocab):
+    bm = fcg.allocate_token_bitmask(1, vocab.size)
+    m.fill_next_token_bitmask(bm)
+    bits = np.unpackbits(bm[0].view(np.uint8), bitorder="little")[: vocab.size]
+    return set(int(i) for i in np.flatnonzero(bits))
+
+
+def check_mask_exact(m, vocab):
+    allowed = allowed_ids(m, vocab)
+    for t in range(vocab.size):
+        probe = m.copy()
+        ok = probe.accept_token(t)
+        assert ok == (t in allowed), (t, vocab.tokens[t] if t < len(vocab.tokens) else None, ok)
+    return allowed
+
+
+@pytest.mark.parametrize("make", [weather_grammar, nested_grammar])
+def test_mask_is_exactly_what_accept_allows(compiler, vocab, make):
+    grammar = compiler.compile_grammar(make())
+    rng = random.Random(1)
+    for walk in range(3):
+        m = fcg.Matcher(grammar, max_tokens=40)
+        while not m.is_terminated() and m.num_tokens < 40:
+            allowed = check_mask_exact(m, vocab)
+            assert allowed, "a live matcher must always allow some token"
+            stop = set(vocab.stop_ids)
+            assert bool(allowed & stop) == m.is_accepting()
+            assert m.accept_token(rng.choice(sorted(allowed)))
+        assert m.is_accepting()
+
+
+def test_special_tokens_only_where_named(compiler, vocab):
+    call = vocab.tokens.index(CALL)
+    g = Grammar()
+    g.add_rule("root", seq(lit("go"), tok(call)))
+    grammar = compiler.compile_grammar(g)
+    m = fcg.Matcher(grammar)
+    assert call not in allowed_ids(m, vocab)
+    assert m.accept_string("go")
+    assert allowed_ids(m, vocab) == {call}
+    assert m.accept_token(call)
+    assert m.is_accepting()
+    # the same special token is not allowed by a text grammar
+    plain = compiler.compile_grammar(weather_grammar())
+    m2 = fcg.Matcher(plain)
+    m2.accept_string('{"location":"x')
+    assert call not in allowed_ids(m2, vocab)
+    assert not m2.accept_token(call)
+
+
+def test_padding_ids_never_allowed():
+    base = demo_vocabulary()
+    padded = fcg.Vocabulary.from_tokens(list(base.tokens), special_ids=base.special_ids, stop_ids=base.stop_ids,
+                                        vocab_size=len(base.tokens) + 37)
+    grammar = fcg.Compiler(padded).compile_grammar(weather_grammar())
+    m = fcg.Matcher(grammar)
+    m.accept_string('{"location":"')
+    allowed = allowed_ids(m, padded)
+    assert not any(t >= len(base.tokens) for t in allowed)
+    assert not m.accept_token(len(base.tokens) + 5)
+
+
+def test_rollback_validate_reset_copy(compiler, vocab):
+    grammar = compiler.compile_grammar(weather_grammar())
+    ids = [vocab.tokens.index(bytes([b])) for b in b'{"location":"Paris"}']
+    m = fcg.Matcher(grammar)
+    assert m.validate_tokens(ids + ids) == len(ids)
+    assert m.num_tokens == 0
+    assert m.accept_tokens(ids)
+    assert m.is_accepting()
+    m.rollback(3)
+    assert not m.is_accepting()
+    c = m.copy()
+    assert c.accept_tokens(ids[-3:]) and c.is_accepting()
+    assert not m.is_accepting()
+    assert not m.accept_tokens([ids[-3], vocab.stop_ids[0]])  # all or nothing
+    assert m.num_tokens == len(ids) - 3
+    m.reset()
+    assert m.num_tokens == 0
+    with pytest.raises(fcg.MatcherError):
+        m.rollback(1)
+
+
+def test_stop_terminates(compiler, vocab):
+    grammar = compiler.compile_grammar(weather_grammar())
+    eos = vocab.stop_ids[0]
+    m = fcg.Matcher(grammar)
+    assert not m.accept_token(eos)
+    assert m.accept_string('{"location":"x"}')
+    assert m.accept_token(eos)
+    assert m.is_terminated()
+    assert not m.accept_token(vocab.tokens.index(b"a"))
+    assert allowed_ids(m, vocab) == set(vocab.stop_ids)
+
+
+def test_budget_walks_end_complete(compiler, vocab):
+    """An adversarial sampler with a token budget always ends with a complete value."""
+    for make in (weather_grammar, nested_grammar):
+        grammar = compiler.compile_grammar(make())
+        rng = random.Random(7)
+        for budget in (16, 20, 40):  # the weather object needs 15 bytes at least
+            for _ in range(20):
+                m = fcg.Matcher(grammar, max_tokens=budget)
+                n = 0
+                while not m.is_terminated() and n < budget:
+                    allowed = sorted(allowed_ids(m, vocab))
+                    assert allowed
+                    assert m.accept_token(rng.choice(allowed))
+                    n += 1
+                assert m.is_accepting(), (make.__name__, budget)
+
+
+def test_budget_below_the_byte_bound_heads_for_the_shortest_ending(compiler, vocab):
+    """Below the one-token-per-byte bound, the mask keeps only the tokens that get closest to the end."""
+    grammar = compiler.compile_grammar(weather_grammar())
+    m = fcg.Matcher(grammar, max_tokens=3)
+    allowed = allowed_ids(m, vocab)
+    assert allowed and all(vocab.tokens[t].startswith(b"{") for t in allowed)
+    longest = max(allowed, key=lambda t: len(vocab.tokens[t]))
+    assert b'{"location":"'.startswith(vocab.tokens[longest]) or vocab.tokens[longest].startswith(b'{"')
+
+
+def test_forced_bytes(compiler, vocab):
+    grammar = compiler.compile_grammar(weather_grammar())
+    m = fcg.Matcher(grammar)
+    assert m.forced_bytes() == b'{"location":"'
+    m.accept_string('{"location":"x"')
+    assert m.forced_bytes() == b""  # ',' or '}'
+    m.accept_string(",")
+    assert m.forced_bytes() == b'"unit":"'
+
+
+def test_batch_fill_matches_single(compiler, vocab):
+    grammar = compiler.compile_grammar(nested_grammar())
+    ms = [fcg.Matcher(grammar) for _ in range(6)]
+    for i, m in enumerate(ms):
+        m.accept_string(["[", '["a', "[1,", '"', "[[", ""][i])
+    batch = fcg.allocate_token_bitmask(8, vocab.size)
+    fcg.fill_next_token_bitmask_batch(ms, batch, indices=[0, 1, 2, 3, 4, 7], threads=2)
+    for row, m in zip([0, 1, 2, 3, 4, 7], ms):
+        one = fcg.allocate_token_bitmask(1, vocab.size)
+        m.fill_next_token_bitmask(one)
+        assert np.array_equal(one[0], batch[row])
+
+
+def test_bitmask_errors(compiler, vocab):
+    grammar = compiler.compile_grammar(weather_grammar())
+    m = fcg.Matcher(grammar)
+    with pytest.raises(fcg.MatcherError):
+        m.fill_next_token_bitmask(np.zeros((1, 3), dtype=np.int32))
+    with pytest.raises(fcg.MatcherError):
+        m.fill_next_token_bitmask(np.zeros((1, 100), dtype=np.int64))
+    with pytest.raises(fcg.MatcherError):
+        m.fill_next_token_bitmask(fcg.allocate_token_bitmask(1, vocab.size), index=4)
+
+
+def test_apply_bitmask_numpy():
+    logits = np.zeros((2, 70), dtype=np.float32)
+    bm = fcg.allocate_token_bitmask(2, 70)
+    bm[:] = 0
+    bm[0, 0] = 1 << 5
+    bm[1, 2] = 1 << 1  # token 65
+    fcg.apply_token_bitmask_inplace(logits, bm)
+    assert np.isfinite(logits[0]).sum() == 1 and logits[0, 5] == 0
+    assert np.isfinite(logits[1]).sum() == 1 and logits[1, 65] == 0
+    # indices: only row 1
+    logits = np.zeros((2, 70), dtype=np.float64)
+    fcg.apply_token_bitmask_inplace(logits, bm, indices=[1])
+    assert np.isfinite(logits[0]).all() and np.isfinite(logits[1]).sum() == 1
+
+
+def test_apply_bitmask_torch():
+    torch = pytest.importorskip("torch")
+    logits = torch.zeros((2, 70))
+    bm = fcg.allocate_token_bitmask(2, 70, backend="torch")
+    bm[:] = 0
+    bm[0, 0] = 1 << 5
+    bm[1, 2] = 1 << 1
+    fcg.apply_token_bitmask_inplace(logits, bm)
+    assert torch.isfinite(logits[0]).sum() == 1 and logits[0, 5] == 0
+    assert torch.isfinite(logits[1]).sum() == 1 and logits[1, 65] == 0
+    half = torch.zeros((2, 70), dtype=torch.float16)
+    fcg.apply_token_bitmask_inplace(half, bm, indices=[0])
+    assert torch.isfinite(half[0]).sum() == 1 and torch.isfinite(half[1]).all()
+    # a torch bitmask fills in place too
+    grammar = fcg.Compiler(demo_vocabulary()).compile_grammar(weather_grammar())
+    tb = fcg.allocate_token_bitmask(1, grammar.vocab.size, backend="torch")
+    fcg.Matcher(grammar).fill_next_token_bitmask(tb)
+    assert int(tb.ne(0).sum()) >= 1
+
+
+def test_left_recursion_is_a_grammar_error(compiler):
+    g = Grammar()
+    a = g.add_rule("a")
+    g.set_rule(a, alt(lit("x"), seq(ref(a), lit("y"))))
+    with pytest.raises(fcg.GrammarError, match="left recursion"):
+        compiler.compile_grammar(g)
+
+
+def test_size_limit_is_a_limit_error(vocab):
+    g = Grammar()
+    g.add_rule("root", rep(cp(ANY_CODEPOINT, json=True), 0, 50_000))
+    with pytest.raises(fcg.LimitError):
+        fcg.Compiler(vocab, max_nfa_states=100_000).compile_grammar(g)
