@@ -140,8 +140,10 @@ void Automaton::closure_locked(std::vector<int32_t>& set) const {
 }
 
 int32_t Automaton::intern_locked(std::vector<int32_t>&& set) const {
-  auto it = intern_.find(set);
-  if (it != intern_.end()) return it->second;
+  uint64_t h = hash_set(set);
+  auto range = intern_.equal_range(h);
+  for (auto it = range.first; it != range.second; ++it)
+    if (state(it->second).nfa == set) return it->second;
   int32_t id = count_.load(std::memory_order_relaxed);
   if (id >= limits_.max_dfa_states)
     throw LimitError("grammar automaton exceeds " + std::to_string(limits_.max_dfa_states) +
@@ -149,18 +151,19 @@ int32_t Automaton::intern_locked(std::vector<int32_t>&& set) const {
   int32_t chunk = id >> kChunkBits;
   if (!chunks_[chunk]) chunks_[chunk].reset(new DState[size_t(1) << kChunkBits]);
   DState& st = chunks_[chunk][id & kChunkMask];
-  st.nfa = set;
-  if (!set.empty()) {
-    st.rule = nfa_.state_rule[set[0]];
+  st.nfa = std::move(set);
+  const std::vector<int32_t>& nfa_set = st.nfa;
+  if (!nfa_set.empty()) {
+    st.rule = nfa_.state_rule[nfa_set[0]];
     int32_t fin = nfa_.call_final[st.rule];
     uint32_t cost = kInfCost;
-    for (int32_t s : set) {
+    for (int32_t s : nfa_set) {
       if (s == fin) st.final = true;
       cost = std::min(cost, nfa_cost_[s]);
     }
     st.cost = cost;
   }
-  intern_.emplace(std::move(set), id);
+  intern_.emplace(h, id);
   count_.store(id + 1, std::memory_order_release);
   // Calls: group return states by callee.
   std::vector<std::pair<int32_t, int32_t>> calls;  // (callee, ret nfa)
@@ -256,7 +259,7 @@ size_t Automaton::memory_bytes() const {
     b += sizeof(NfaState) + s.edges.size() * sizeof(NfaEdge) + s.eps.size() * 4 + s.calls.size() * 8;
   int32_t n = count_.load();
   b += size_t((n >> kChunkBits) + 1) * (sizeof(DState) << kChunkBits);
-  for (int32_t i = 0; i < n; ++i) b += state(i).nfa.size() * 4 * 3;  // vector + map key
+  for (int32_t i = 0; i < n; ++i) b += state(i).nfa.size() * 4 + 32;  // NFA set + index entry
   b += rows_.size() * size_t(num_classes_) * 4;
   return b;
 }

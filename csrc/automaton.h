@@ -67,7 +67,7 @@ class Automaton {
   size_t memory_bytes() const;
 
  private:
-  static constexpr int kChunkBits = 10;
+  static constexpr int kChunkBits = 8;
   static constexpr int32_t kChunkMask = (1 << kChunkBits) - 1;
 
   const int32_t* compute_row(int32_t d) const;
@@ -87,14 +87,12 @@ class Automaton {
   mutable std::unique_ptr<std::unique_ptr<DState[]>[]> chunks_;
   mutable int32_t max_chunks_ = 0;
   mutable std::atomic<int32_t> count_{0};
-  struct VecHash {
-    size_t operator()(const std::vector<int32_t>& v) const {
-      uint64_t h = 1469598103934665603ull;
-      for (int32_t x : v) h = (h ^ uint32_t(x)) * 1099511628211ull;
-      return size_t(h ^ (h >> 29));
-    }
-  };
-  mutable std::unordered_map<std::vector<int32_t>, int32_t, VecHash> intern_;
+  static uint64_t hash_set(const std::vector<int32_t>& v) {
+    uint64_t h = 1469598103934665603ull;
+    for (int32_t x : v) h = (h ^ uint32_t(x)) * 1099511628211ull;
+    return h ^ (h >> 29);
+  }
+  mutable std::unordered_multimap<uint64_t, int32_t> intern_;  // hash of the NFA set -> DFA state
   mutable std::vector<std::unique_ptr<int32_t[]>> rows_;
   mutable std::vector<uint32_t> stamp_;
   mutable uint32_t stamp_gen_ = 0;

@@ -160,7 +160,11 @@ struct Builder {
     hex4(d, llo, lhi, to);
   }
 
-  void codepoints(int32_t from, int32_t to, const std::vector<std::pair<uint32_t, uint32_t>>& ranges, bool json) {
+  // `pairs`: emit surrogate-pair escapes for non-BMP code points. They can be left out where the set
+  // accepts every lone surrogate escape and the position is inside an unbounded repetition: there a pair
+  // is just two lone escapes, and nothing counts characters.
+  void codepoints(int32_t from, int32_t to, const std::vector<std::pair<uint32_t, uint32_t>>& ranges, bool json,
+                  bool pairs = true) {
     std::vector<ByteSeq> seqs;
     auto raw = [&](uint32_t lo, uint32_t hi) {
       // UTF-8 cannot encode surrogates.
@@ -204,7 +208,7 @@ struct Builder {
         edge(backslash(), 'u', 'u', u);
         hex4(u, lo, std::min<uint32_t>(hi, 0xFFFF), to);
       }
-      if (hi >= 0x10000) {
+      if (hi >= 0x10000 && pairs) {
         uint32_t a = std::max<uint32_t>(lo, 0x10000), b = hi;
         auto H = [](uint32_t c) { return 0xD800 + ((c - 0x10000) >> 10); };
         auto L = [](uint32_t c) { return 0xDC00 + ((c - 0x10000) & 0x3FF); };
@@ -218,6 +222,12 @@ struct Builder {
         }
       }
     }
+  }
+
+  static bool covers_surrogates(const std::vector<std::pair<uint32_t, uint32_t>>& ranges) {
+    for (auto [lo, hi] : ranges)
+      if (lo <= 0xD800 && hi >= 0xDFFF) return true;
+    return false;
   }
 
   // Build node `n` starting at `from`; return the end state.
@@ -264,7 +274,14 @@ struct Builder {
         if (e.hi < 0) {
           int32_t loop = new_state();
           eps(cur, loop);
-          eps(build(e.kids[0], loop, depth + 1), loop);
+          const Expr& kid = ir.nodes.at(e.kids[0]);
+          if (kid.op == Op::Cp && kid.json && covers_surrogates(kid.ranges)) {
+            int32_t end = new_state();
+            codepoints(loop, end, kid.ranges, true, /*pairs=*/false);
+            eps(end, loop);
+          } else {
+            eps(build(e.kids[0], loop, depth + 1), loop);
+          }
           int32_t out = new_state();
           eps(loop, out);
           return out;

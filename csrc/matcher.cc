@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <thread>
+#include <unordered_set>
 
 namespace fcg {
 
@@ -55,6 +56,8 @@ int32_t CompiledGrammar::string_body(int32_t d, int32_t* lexer_state) const {
         int32_t exit = 0;
         bool ok = true;
         std::vector<std::pair<int32_t, int32_t>> seen{{int32_t(l0), d}}, todo{{int32_t(l0), d}};
+        std::unordered_set<uint64_t> seen_set{(uint64_t(l0) << 32) | uint32_t(d)};
+        int32_t last_l = -1, last_q = -1;
         while (ok && !todo.empty()) {
           auto [l, q] = todo.back();
           todo.pop_back();
@@ -73,10 +76,14 @@ int32_t CompiledGrammar::string_body(int32_t d, int32_t* lexer_state) const {
             } else if (L.state(l2).final) {
               if (exit == 0) exit = q2;
               ok = exit == q2;
-            } else if (std::find(seen.begin(), seen.end(), std::make_pair(l2, q2)) == seen.end()) {
-              seen.push_back({l2, q2});
-              todo.push_back({l2, q2});
-              if (seen.size() > 128) ok = false;
+            } else if (!(l2 == last_l && q2 == last_q)) {
+              last_l = l2;
+              last_q = q2;
+              if (seen_set.insert((uint64_t(uint32_t(l2)) << 32) | uint32_t(q2)).second) {
+                seen.push_back({l2, q2});
+                todo.push_back({l2, q2});
+                if (seen.size() > 256) ok = false;
+              }
             }
           }
         }
