@@ -148,6 +148,26 @@ NB_MODULE(_core, m) {
             new (self) TokenIndex(std::move(toks), std::move(sp), vocab_size, std::move(stop_ids), add_prefix_space);
           },
           "tokens"_a, "special"_a, "vocab_size"_a, "stop_ids"_a, "add_prefix_space"_a)
+      .def(
+          "__init__",
+          [](TokenIndex* self, const std::vector<nb::bytes>& tokens, nb::bytes special, int32_t vocab_size,
+             std::vector<int32_t> stop_ids, bool add_prefix_space, nb::bytes cache) {
+            std::vector<std::string> toks;
+            toks.reserve(tokens.size());
+            for (const auto& b : tokens) toks.emplace_back(b.c_str(), b.size());
+            std::vector<uint8_t> sp(special.size());
+            std::memcpy(sp.data(), special.c_str(), special.size());
+            std::string blob(cache.c_str(), cache.size());
+            nb::gil_scoped_release rel;
+            new (self) TokenIndex(std::move(toks), std::move(sp), vocab_size, std::move(stop_ids), add_prefix_space,
+                                  blob);
+          },
+          "tokens"_a, "special"_a, "vocab_size"_a, "stop_ids"_a, "add_prefix_space"_a, "cache"_a)
+      .def("serialize",
+           [](const TokenIndex& t) {
+             std::string s = t.serialize();
+             return nb::bytes(s.data(), s.size());
+           })
       .def_prop_ro("vocab_size", &TokenIndex::vocab_size)
       .def_prop_ro("n_tokens", &TokenIndex::n_tokens)
       .def_prop_ro("words", &TokenIndex::words)

@@ -76,6 +76,16 @@ TokenIndex::TokenIndex(std::vector<std::string> tokens, std::vector<uint8_t> spe
       vocab_size_(vocab_size),
       stop_ids_(std::move(stop_ids)),
       add_prefix_space_(add_prefix_space) {
+  init_common();
+  std::vector<std::pair<std::string, int32_t>> entries;
+  entries.reserve(tokens_.size());
+  for (size_t i = 0; i < tokens_.size(); ++i)
+    if (!special_[i] && !tokens_[i].empty() && !stop_mask_[i]) entries.push_back({tokens_[i], int32_t(i)});
+  trie_ = Trie(std::move(entries));
+  build_string_lexeme();
+}
+
+void TokenIndex::init_common() {
   if (special_.size() != tokens_.size())
     throw TokenizerError("special flags (" + std::to_string(special_.size()) + ") and tokens (" +
                          std::to_string(tokens_.size()) + ") differ in length");
@@ -87,22 +97,151 @@ TokenIndex::TokenIndex(std::vector<std::string> tokens, std::vector<uint8_t> spe
     if (s < 0 || s >= vocab_size_) throw TokenizerError("stop token id " + std::to_string(s) + " out of range");
     stop_mask_[s] = 1;
   }
-  std::vector<std::pair<std::string, int32_t>> entries;
-  entries.reserve(tokens_.size());
-  for (size_t i = 0; i < tokens_.size(); ++i)
-    if (!special_[i] && !tokens_[i].empty() && !stop_mask_[i]) entries.push_back({tokens_[i], int32_t(i)});
-  trie_ = Trie(std::move(entries));
-  build_string_lexeme();
 }
 
-void TokenIndex::build_string_lexeme() {
+// ---- serialization (on-disk cache) ------------------------------------------------------------------
+
+namespace {
+
+struct Writer {
+  std::string out;
+  template <class T>
+  void pod(const T& v) { out.append(reinterpret_cast<const char*>(&v), sizeof(T)); }
+  template <class T>
+  void vec(const std::vector<T>& v) {
+    pod(uint64_t(v.size()));
+    out.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+  }
+  void trie(const Trie& t) {
+    vec(t.nodes);
+    vec(t.tok_off);
+    vec(t.tok_ids);
+    out.append(reinterpret_cast<const char*>(t.root_child), sizeof(t.root_child));
+    pod(t.max_depth);
+  }
+};
+
+struct Reader {
+  const std::string& in;
+  size_t pos = 0;
+  void need(size_t n) {
+    if (pos + n > in.size()) throw TokenizerError("token index cache is truncated");
+  }
+  template <class T>
+  T pod() {
+    need(sizeof(T));
+    T v;
+    std::memcpy(&v, in.data() + pos, sizeof(T));
+    pos += sizeof(T);
+    return v;
+  }
+  template <class T>
+  std::vector<T> vec(uint64_t max_elems) {
+    uint64_t n = pod<uint64_t>();
+    if (n > max_elems) throw TokenizerError("token index cache has an implausible size");
+    need(n * sizeof(T));
+    std::vector<T> v(n);
+    std::memcpy(v.data(), in.data() + pos, n * sizeof(T));
+    pos += n * sizeof(T);
+    return v;
+  }
+  Trie trie(int32_t n_tokens) {
+    Trie t;
+    t.nodes = vec<Trie::Node>(uint64_t(1) << 32);
+    t.tok_off = vec<uint32_t>(uint64_t(1) << 32);
+    t.tok_ids = vec<int32_t>(uint64_t(1) << 32);
+    need(sizeof(t.root_child));
+    std::memcpy(t.root_child, in.data() + pos, sizeof(t.root_child));
+    pos += sizeof(t.root_child);
+    t.max_depth = pod<int32_t>();
+    // Structural checks: a corrupt cache must never be trusted.
+    size_t n = t.nodes.size();
+    if (n == 0 || t.tok_off.size() != n + 1 || t.tok_off.back() != t.tok_ids.size())
+      throw TokenizerError("token index cache: inconsistent trie");
+    for (size_t i = 0; i < n; ++i) {
+      if (t.nodes[i].end <= i || t.nodes[i].end > n || t.tok_off[i] > t.tok_off[i + 1] ||
+          t.nodes[i].depth > t.max_depth)
+        throw TokenizerError("token index cache: inconsistent trie");
+      if (i > 0 && t.nodes[i].depth == 0) throw TokenizerError("token index cache: inconsistent trie");
+    }
+    for (int32_t id : t.tok_ids)
+      if (id < 0 || id >= n_tokens) throw TokenizerError("token index cache: token id out of range");
+    for (int32_t c : t.root_child)
+      if (c < 0 || size_t(c) >= n) throw TokenizerError("token index cache: inconsistent trie");
+    return t;
+  }
+};
+
+}  // namespace
+
+std::string TokenIndex::serialize() const {
+  Writer w;
+  w.pod(kFormatVersion);
+  w.pod(int32_t(tokens_.size()));
+  w.pod(vocab_size_);
+  w.trie(trie_);
+  w.pod(uint64_t(str_.entries.size()));
+  for (const auto& e : str_.entries) {
+    w.vec(e.inside);
+    w.vec(e.exact_close);
+    w.trie(e.suffixes.nodes.empty() ? Trie(std::vector<std::pair<std::string, int32_t>>{}) : e.suffixes);
+    w.out.append(reinterpret_cast<const char*>(e.live), sizeof(e.live));
+    w.pod(e.cost);
+    w.pod(e.max_extra);
+  }
+  for (const auto& b : str_.start_inside_by_extra) w.vec(b);
+  return w.out;
+}
+
+TokenIndex::TokenIndex(std::vector<std::string> tokens, std::vector<uint8_t> special, int32_t vocab_size,
+                       std::vector<int32_t> stop_ids, bool add_prefix_space, const std::string& blob)
+    : tokens_(std::move(tokens)),
+      special_(std::move(special)),
+      vocab_size_(vocab_size),
+      stop_ids_(std::move(stop_ids)),
+      add_prefix_space_(add_prefix_space) {
+  init_common();
+  Reader r{blob};
+  if (r.pod<uint32_t>() != kFormatVersion) throw TokenizerError("token index cache: other format version");
+  int32_t n = int32_t(tokens_.size());
+  if (r.pod<int32_t>() != n || r.pod<int32_t>() != vocab_size_)
+    throw TokenizerError("token index cache: built for another vocabulary");
+  trie_ = r.trie(n);
+  // The string lexer is rebuilt (it is fixed and cheap); its states must line up with the cache.
+  std::vector<int32_t> states = lexer_states();
+  uint64_t ne = r.pod<uint64_t>();
+  if (ne != uint64_t(str_.lexer->num_states()) || ne > 4096)
+    throw TokenizerError("token index cache: string lexer mismatch");
+  int32_t W = words();
+  str_.entries.resize(ne);
+  for (auto& e : str_.entries) {
+    e.inside = r.vec<uint32_t>(uint64_t(W));
+    if (!e.inside.empty() && int32_t(e.inside.size()) != W) throw TokenizerError("token index cache: bad bitset");
+    e.exact_close = r.vec<int32_t>(uint64_t(n));
+    for (int32_t id : e.exact_close)
+      if (id < 0 || id >= n) throw TokenizerError("token index cache: token id out of range");
+    e.suffixes = r.trie(n);
+    r.need(sizeof(e.live));
+    std::memcpy(e.live, blob.data() + r.pos, sizeof(e.live));
+    r.pos += sizeof(e.live);
+    e.cost = r.pod<uint32_t>();
+    e.max_extra = r.pod<int32_t>();
+  }
+  for (int32_t q : states)
+    if (str_.entries[q].inside.empty()) throw TokenizerError("token index cache: string lexer mismatch");
+  for (auto& b : str_.start_inside_by_extra) {
+    b = r.vec<uint32_t>(uint64_t(W));
+    if (int32_t(b.size()) != W) throw TokenizerError("token index cache: bad bitset");
+  }
+  if (r.pos != blob.size()) throw TokenizerError("token index cache: trailing bytes");
+}
+
+// Build the canonical string automaton and list its inside states in a fixed order.
+std::vector<int32_t> TokenIndex::lexer_states() {
   Limits lim;
   str_.lexer = std::make_unique<Automaton>(build_nfa(string_body_ir(), lim), lim);
   const Automaton& L = *str_.lexer;
   str_.start = L.start();
-  int32_t W = words();
-  for (auto& b : str_.start_inside_by_extra) b.assign(W, 0);
-  // Discover every lexer state (rows are built lazily).
   std::vector<int32_t> todo{str_.start};
   std::vector<char> seen(2, 0);
   auto mark = [&](int32_t q) {
@@ -118,6 +257,14 @@ void TokenIndex::build_string_lexeme() {
     states.push_back(q);
     for (int b = 0; b < 256; ++b) mark(L.step_byte(q, uint8_t(b)));
   }
+  return states;
+}
+
+void TokenIndex::build_string_lexeme() {
+  std::vector<int32_t> states = lexer_states();
+  const Automaton& L = *str_.lexer;
+  int32_t W = words();
+  for (auto& b : str_.start_inside_by_extra) b.assign(W, 0);
   str_.entries.resize(size_t(L.num_states()));
   for (int32_t q : states) {
     auto& e = str_.entries[q];

@@ -27,7 +27,7 @@ class Trie {
   std::vector<Node> nodes;         // nodes[0] is the root
   std::vector<uint32_t> tok_off;   // tokens of node i: tok_ids[tok_off[i] .. tok_off[i+1])
   std::vector<int32_t> tok_ids;
-  int32_t root_child[256];         // node index of the root's child for a byte, or 0
+  int32_t root_child[256] = {};    // node index of the root's child for a byte, or 0
   int32_t max_depth = 0;
   size_t memory_bytes() const {
     return nodes.size() * sizeof(Node) + tok_off.size() * 4 + tok_ids.size() * 4;
@@ -58,6 +58,12 @@ class TokenIndex {
  public:
   TokenIndex(std::vector<std::string> tokens, std::vector<uint8_t> special, int32_t vocab_size,
              std::vector<int32_t> stop_ids, bool add_prefix_space);
+  // Restore the precomputed parts from serialize()'s output instead of recomputing them. Throws
+  // TokenizerError when the blob does not fit these tokens (the caller then rebuilds).
+  TokenIndex(std::vector<std::string> tokens, std::vector<uint8_t> special, int32_t vocab_size,
+             std::vector<int32_t> stop_ids, bool add_prefix_space, const std::string& blob);
+  std::string serialize() const;
+  static constexpr uint32_t kFormatVersion = 1;
 
   int32_t vocab_size() const { return vocab_size_; }
   int32_t n_tokens() const { return int32_t(tokens_.size()); }
@@ -72,7 +78,9 @@ class TokenIndex {
   size_t memory_bytes() const;
 
  private:
+  void init_common();
   void build_string_lexeme();
+  std::vector<int32_t> lexer_states();
 
   std::vector<std::string> tokens_;
   std::vector<uint8_t> special_;

@@ -1,9 +1,12 @@
 """Compiler: grammars (and the front ends that produce them) to CompiledGrammar over a vocabulary."""
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Dict, Optional
 
 from . import _core
@@ -14,8 +17,52 @@ _INDEX_CACHE: Dict[str, Any] = {}
 _INDEX_LOCK = threading.Lock()
 
 
-def token_index(vocab) -> Any:
-    """The C++ token index (trie + precomputed lexical masks) of ``vocab``, built once per process."""
+_CACHE_MAGIC = b"FCGIDX01"
+
+
+def _cache_dir(cache_dir) -> Optional[Path]:
+    d = cache_dir if cache_dir is not None else os.environ.get("FCGRAMMAR_CACHE_DIR")
+    return Path(d).expanduser() if d else None
+
+
+def _load_cached(path: Path, key: str, args: tuple):
+    """The cached index, or None when absent, stale or corrupt (never trusted: header, hash and checksum)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    head = len(_CACHE_MAGIC) + 64 + 32
+    if len(data) < head or not data.startswith(_CACHE_MAGIC):
+        return None
+    if data[len(_CACHE_MAGIC):len(_CACHE_MAGIC) + 64] != key.encode("ascii"):
+        return None
+    digest, payload = data[len(_CACHE_MAGIC) + 64:head], data[head:]
+    if hashlib.sha256(payload).digest() != digest:
+        return None
+    try:
+        return _core.TokenIndex(*args, payload)
+    except Exception:  # a structurally inconsistent cache: rebuild
+        return None
+
+
+def _store_cached(path: Path, key: str, idx) -> None:
+    payload = idx.serialize()
+    blob = _CACHE_MAGIC + key.encode("ascii") + hashlib.sha256(payload).digest() + payload
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)  # atomic: readers never see a half-written file
+    except OSError:
+        pass  # a cache is an optimisation; an unwritable directory is not an error
+
+
+def token_index(vocab, cache_dir=None) -> Any:
+    """The C++ token index (trie + precomputed lexical masks) of ``vocab``, built once per process.
+
+    With ``cache_dir`` (or ``$FCGRAMMAR_CACHE_DIR``) it is also kept on disk, keyed by the vocabulary's
+    hash; a stale or corrupt file is detected (hash, checksum, structural checks) and rebuilt.
+    """
     key = vocab.hash()
     with _INDEX_LOCK:
         idx = _INDEX_CACHE.get(key)
@@ -25,6 +72,15 @@ def token_index(vocab) -> Any:
         for i in vocab.special_ids:
             if 0 <= i < len(special):
                 special[i] = 1
+        args = (list(vocab.tokens), bytes(special), int(vocab.size), [int(s) for s in vocab.stop_ids],
+                bool(vocab.add_prefix_space))
+        cdir = _cache_dir(cache_dir)
+        path = cdir / f"token-index-{key}.bin" if cdir else None
+        if path is not None:
+            idx = _load_cached(path, key, args)
+            if idx is not None:
+                _INDEX_CACHE[key] = idx
+                return idx
         done = threading.Event()
 
         def _progress() -> None:  # only speaks up when the build is slow
@@ -36,13 +92,14 @@ def token_index(vocab) -> Any:
         t.start()
         t0 = time.perf_counter()
         try:
-            idx = _core.TokenIndex(list(vocab.tokens), bytes(special), int(vocab.size),
-                                   [int(s) for s in vocab.stop_ids], bool(vocab.add_prefix_space))
+            idx = _core.TokenIndex(*args)
         finally:
             done.set()
         elapsed = time.perf_counter() - t0
         if elapsed > 1.0:
             print(f"fcgrammar: token index built in {elapsed:.1f} s", file=sys.stderr, flush=True)
+        if path is not None:
+            _store_cached(path, key, idx)
         _INDEX_CACHE[key] = idx
         return idx
 
@@ -74,13 +131,16 @@ class CompiledGrammar:
 class Compiler:
     """Compiles JSON schemas and grammars for one vocabulary.
 
-    ``limits``: ``max_nfa_states``, ``max_dfa_states``, ``max_stack_depth`` (0 keeps the defaults).
+    Limits ``max_nfa_states``, ``max_dfa_states``, ``max_stack_depth`` (0 keeps the defaults) turn runaway
+    grammars into :class:`~fcgrammar.errors.LimitError`. ``cache_dir`` keeps the token index on disk
+    (default ``$FCGRAMMAR_CACHE_DIR``, unset: memory only).
     """
 
-    def __init__(self, vocab, *, max_nfa_states: int = 0, max_dfa_states: int = 0, max_stack_depth: int = 0):
+    def __init__(self, vocab, *, max_nfa_states: int = 0, max_dfa_states: int = 0, max_stack_depth: int = 0,
+                 cache_dir=None):
         self.vocab = vocab
         self._limits = (int(max_nfa_states), int(max_dfa_states), int(max_stack_depth))
-        self._index = token_index(vocab) if vocab is not None else None
+        self._index = token_index(vocab, cache_dir) if vocab is not None else None
 
     def compile_grammar(self, grammar: Grammar) -> CompiledGrammar:
         grammar.check()
