@@ -66,47 +66,73 @@ void Automaton::compute_classes() {
 }
 
 // Fewest symbols from each NFA state to its rule's end (Dijkstra on the reversed graph; a call edge
-// costs the callee's shortest length). Iterated until the callees' lengths settle.
+// costs the callee's shortest length). Called rules are settled first, iterating to a fixpoint over
+// their own (usually small) state sets; the top level, never called, is then solved once.
 void Automaton::compute_costs() {
-  size_t N = nfa_.states.size(), C = nfa_.call_start.size();
-  struct RevEdge { int32_t from; int32_t callee; uint32_t w; };
-  std::vector<std::vector<RevEdge>> rev(N);
-  for (size_t s = 0; s < N; ++s) {
-    for (const auto& e : nfa_.states[s].edges) rev[e.to].push_back({int32_t(s), -1, 1});
-    for (int32_t t : nfa_.states[s].eps) rev[t].push_back({int32_t(s), -1, 0});
-    for (const auto& c : nfa_.states[s].calls) rev[c.ret].push_back({int32_t(s), c.rule, 0});
+  const int32_t N = int32_t(nfa_.states.size()), C = int32_t(nfa_.call_start.size());
+  // Reversed graph in CSR form.
+  std::vector<int32_t> off(size_t(N) + 1, 0);
+  for (int32_t s = 0; s < N; ++s) {
+    const auto& st = nfa_.states[s];
+    for (const auto& e : st.edges) ++off[e.to + 1];
+    for (int32_t t : st.eps) ++off[t + 1];
+    for (const auto& c : st.calls) ++off[c.ret + 1];
+  }
+  for (int32_t i = 0; i < N; ++i) off[i + 1] += off[i];
+  struct RevEdge { int32_t from; int32_t callee; };  // callee < 0: weight 1 (edge) or 0 (eps: -2)
+  std::vector<RevEdge> rev(off[N]);
+  {
+    std::vector<int32_t> fill(off.begin(), off.end() - 1);
+    for (int32_t s = 0; s < N; ++s) {
+      const auto& st = nfa_.states[s];
+      for (const auto& e : st.edges) rev[fill[e.to]++] = {s, -1};
+      for (int32_t t : st.eps) rev[fill[t]++] = {s, -2};
+      for (const auto& c : st.calls) rev[fill[c.ret]++] = {s, c.rule};
+    }
   }
   std::vector<uint32_t> minlen(C, kInfCost);
   nfa_cost_.assign(N, kInfCost);
-  for (size_t iter = 0; iter <= C + 1; ++iter) {
-    std::fill(nfa_cost_.begin(), nfa_cost_.end(), kInfCost);
-    using QE = std::pair<uint32_t, int32_t>;
-    std::priority_queue<QE, std::vector<QE>, std::greater<QE>> pq;
-    for (size_t c = 0; c < C; ++c) {
-      nfa_cost_[nfa_.call_final[c]] = 0;
-      pq.push({0, nfa_.call_final[c]});
-    }
-    while (!pq.empty()) {
-      auto [d, s] = pq.top();
-      pq.pop();
+  using QE = std::pair<uint32_t, int32_t>;
+  std::vector<QE> heap;
+  std::vector<std::vector<int32_t>> members(C);
+  for (int32_t s = 0; s < N; ++s)
+    if (nfa_.state_rule[s] > 0) members[nfa_.state_rule[s]].push_back(s);
+  auto solve = [&](int32_t rule) {
+    // States of one rule are reached only from that rule's final, through its own edges.
+    for (int32_t s : members[rule]) nfa_cost_[s] = kInfCost;
+    int32_t fin = nfa_.call_final[rule];
+    heap.clear();
+    nfa_cost_[fin] = 0;
+    heap.push_back({0, fin});
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), std::greater<QE>());
+      auto [d, s] = heap.back();
+      heap.pop_back();
       if (d != nfa_cost_[s]) continue;
-      for (const auto& re : rev[s]) {
-        uint32_t w = re.callee < 0 ? re.w : minlen[re.callee];
+      for (int32_t k = off[s]; k < off[s + 1]; ++k) {
+        const RevEdge& re = rev[k];
+        uint32_t w = re.callee == -1 ? 1 : re.callee == -2 ? 0 : minlen[re.callee];
         if (w >= kInfCost) continue;
         uint32_t nd = std::min<uint32_t>(kInfCost, d + w);
         if (nd < nfa_cost_[re.from]) {
           nfa_cost_[re.from] = nd;
-          pq.push({nd, re.from});
+          heap.push_back({nd, re.from});
+          std::push_heap(heap.begin(), heap.end(), std::greater<QE>());
         }
       }
     }
+  };
+  // Called rules: costs only decrease as callee lengths settle.
+  for (int32_t iter = 0; iter <= C + 1; ++iter) {
     bool changed = false;
-    for (size_t c = 0; c < C; ++c) {
+    for (int32_t c = 1; c < C; ++c) {
+      solve(c);
       uint32_t v = nfa_cost_[nfa_.call_start[c]];
       if (v != minlen[c]) { minlen[c] = v; changed = true; }
     }
     if (!changed) break;
   }
+  solve(0);
   if (nfa_cost_[nfa_.call_start[0]] >= kInfCost)
     throw GrammarError("the grammar accepts no string at all (its language is empty)");
 }
