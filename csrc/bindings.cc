@@ -132,6 +132,8 @@ void translate(const std::exception_ptr& p, void*) {
 
 NB_MODULE(_core, m) {
   m.doc() = "fcgrammar C++ engine";
+  // Token indexes live in a per-process cache until exit by design; do not report them as leaks.
+  nb::set_leak_warnings(false);
   nb::register_exception_translator(translate);
 
   nb::class_<TokenIndex>(m, "TokenIndex")
@@ -196,15 +198,18 @@ NB_MODULE(_core, m) {
 
   m.def(
       "compile",
-      [](std::shared_ptr<TokenIndex> index, nb::list rules, nb::list names, int64_t max_nfa, int64_t max_dfa,
-         int64_t max_stack) {
+      [](std::shared_ptr<TokenIndex> index, nb::list rules, nb::list names, std::vector<int32_t> calls,
+         int64_t max_nfa, int64_t max_dfa, int64_t max_stack) {
         GrammarIR ir = convert_rules(rules, names);
+        for (int32_t c : calls)
+          if (c < 0 || c >= int32_t(ir.rules.size())) throw GrammarError("call rule index out of range");
+        ir.calls = std::move(calls);
         Limits lim = make_limits(max_nfa, max_dfa, max_stack);
         nb::gil_scoped_release rel;
         auto a = std::make_shared<Automaton>(build_nfa(ir, lim), lim);
         return std::make_shared<CompiledGrammar>(std::move(index), std::move(a), lim);
       },
-      "index"_a.none(), "rules"_a, "names"_a, "max_nfa_states"_a = 0, "max_dfa_states"_a = 0,
+      "index"_a.none(), "rules"_a, "names"_a, "calls"_a, "max_nfa_states"_a = 0, "max_dfa_states"_a = 0,
       "max_stack_depth"_a = 0);
 
   nb::class_<Matcher>(m, "Matcher")

@@ -427,6 +427,7 @@ struct Builder {
   Nfa run() {
     if (ir.rules.empty()) throw GrammarError("grammar has no rules");
     std::vector<char> rec = recursive_rules();
+    for (int32_t c : ir.calls) rec.at(size_t(c)) = 1;
     rule_call.assign(ir.rules.size(), -1);
     // Call rule 0 is the top level; it inlines rule 0 unless rule 0 itself is recursive.
     nfa.call_names.push_back("<top>");

@@ -28,6 +28,7 @@ struct GrammarIR {
   std::vector<Expr> nodes;
   std::vector<int32_t> rules;  // rule index -> root node
   std::vector<std::string> names;
+  std::vector<int32_t> calls;  // rules to build once and call even though they are not recursive
 };
 
 struct NfaEdge {

@@ -208,34 +208,70 @@ void Matcher::rollback(int32_t n) {
   history_.resize(history_.size() - size_t(n));
 }
 
-void Matcher::walk_dfa(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, int32_t start,
+// Walk with one configuration: plain deterministic steps while no call is entered and the rule is not
+// left. A subtree below a state that calls, or that may return to the caller, is handed to the general
+// walk; with a non-empty stack that makes the result depend on the stack (pure_ = false).
+void Matcher::walk_dfa(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, Config start,
                        uint32_t limit, Out& out) {
   const Automaton& a = g_->automaton();
   auto& st = dfa_scratch_;
   if (st.size() < size_t(trie.max_depth) + 2) st.resize(size_t(trie.max_depth) + 2);
-  st[base_depth] = start;
+  st[base_depth] = start.d;
+  const uint32_t stack_cost = arena_.node(start.stack).cost;
+  const bool opening = &trie == &g_->index()->trie();
   const Trie::Node* nodes = trie.nodes.data();
   for (uint32_t i = begin; i < end;) {
     const Trie::Node& n = nodes[i];
     int32_t q = a.step_byte(st[n.depth - 1], n.byte);
     if (q == kDead) { i = n.end; continue; }
-    uint32_t c = a.state(q).cost;
+    const DState& qs = a.state(q);
+    if (!qs.calls.empty() || (qs.final && start.stack != 0)) {
+      if (start.stack != 0) pure_ = false;
+      std::vector<Config> cfgs{{q, start.stack}};
+      closure(a, arena_, cfgs, max_depth());
+      uint32_t c = configs_cost(a, arena_, cfgs);
+      if (c < kInfCost) {
+        uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
+        if (t0 != t1 && c <= limit)
+          for (uint32_t t = t0; t < t1; ++t) out.push_back({trie.tok_ids[t], c});
+        std::vector<int32_t> saved = std::move(dfa_scratch_);
+        dfa_scratch_.clear();
+        walk_configs(trie, i + 1, n.end, n.depth, cfgs, limit, out);
+        dfa_scratch_ = std::move(saved);
+      }
+      i = n.end;
+      continue;
+    }
+    uint32_t c = qs.cost;
     if (c >= kInfCost) { i = n.end; continue; }
+    c += stack_cost;
     st[n.depth] = q;
     uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
     if (t0 != t1 && c <= limit)
       for (uint32_t t = t0; t < t1; ++t) out.push_back({trie.tok_ids[t], c});
+    if (n.byte == '"' && opening && opening_shortcut(int32_t(i), {{q, start.stack}}, limit, out)) {
+      i = n.end;
+      continue;
+    }
     ++i;
   }
 }
 
 void Matcher::walk(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, const std::vector<Config>& start,
                    uint32_t limit, Out& out) {
-  const Automaton& a = g_->automaton();
-  if (start.size() == 1 && start[0].stack == 0 && !a.has_calls()) {
-    walk_dfa(trie, begin, end, base_depth, start[0].d, limit, out);
+  if (start.size() == 1) {
+    walk_dfa(trie, begin, end, base_depth, start[0], limit, out);
     return;
   }
+  if (!start.empty() && start[0].stack != 0) pure_ = false;
+  for (const Config& c : start)
+    if (c.stack != start[0].stack) pure_ = false;
+  walk_configs(trie, begin, end, base_depth, start, limit, out);
+}
+
+void Matcher::walk_configs(const Trie& trie, uint32_t begin, uint32_t end, int base_depth,
+                           const std::vector<Config>& start, uint32_t limit, Out& out) {
+  const Automaton& a = g_->automaton();
   if (scratch_.size() < size_t(trie.max_depth) + 2) scratch_.resize(size_t(trie.max_depth) + 2);
   scratch_[base_depth] = start;
   const Trie::Node* nodes = trie.nodes.data();
@@ -248,14 +284,52 @@ void Matcher::walk(const Trie& trie, uint32_t begin, uint32_t end, int base_dept
     uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
     if (t0 != t1 && c <= limit)
       for (uint32_t t = t0; t < t1; ++t) out.push_back({trie.tok_ids[t], c});
+    if (n.byte == '"' && &trie == &g_->index()->trie() && opening_shortcut(int32_t(i), cur, limit, out)) {
+      i = n.end;
+      continue;
+    }
     ++i;
   }
+}
+
+bool Matcher::opening_shortcut(int32_t node, const std::vector<Config>& after, uint32_t limit, Out& out) {
+  if (!base_ || after.size() != 1 || base_->n >= int(sizeof(base_->sets) / sizeof(base_->sets[0]))) return false;
+  const auto& str = g_->index()->string_lexeme();
+  const StringLexemeIndex::Entry* e = nullptr;
+  for (const auto& op : str.openings)
+    if (op.node == node) e = &op.entry;
+  if (!e) return false;
+  int32_t l = 0;
+  int32_t x = g_->string_body(after[0].d, &l);
+  if (!x || l != str.start) return false;
+  const Automaton& a = g_->automaton();
+  int32_t stack = after[0].stack;
+  uint32_t cost_q = a.state(after[0].d).cost + arena_.node(stack).cost;
+  if (uint64_t(cost_q) + uint64_t(e->max_extra) > limit) return false;  // budget: walk instead
+  base_->sets[base_->n++] = e->inside.data();
+  base_->max_cost = std::max<uint32_t>(base_->max_cost, cost_q + uint32_t(e->max_extra));
+  std::vector<Config> xc{{x, stack}};
+  closure(a, arena_, xc, max_depth());
+  if (stack != 0 && (xc.size() != 1 || xc[0].stack != stack)) pure_ = false;
+  uint32_t cx = configs_cost(a, arena_, xc);
+  if (cx <= limit)
+    for (int32_t t : e->exact_close) out.push_back({t, cx});
+  // The suffix walk must not recurse into this shortcut's own base bookkeeping differently: it walks
+  // a separate trie, for which the shortcut never applies.
+  std::vector<int32_t> saved = std::move(dfa_scratch_);
+  std::vector<std::vector<Config>> saved_cfg = std::move(scratch_);
+  dfa_scratch_.clear();
+  scratch_.clear();
+  walk_root(e->suffixes, xc, limit, out);
+  dfa_scratch_ = std::move(saved);
+  scratch_ = std::move(saved_cfg);
+  return true;
 }
 
 // Walk the whole trie, visiting only the root's children whose first byte the grammar allows.
 void Matcher::walk_root(const Trie& trie, const std::vector<Config>& start, uint32_t limit, Out& out) {
   const Automaton& a = g_->automaton();
-  bool dfa = start.size() == 1 && start[0].stack == 0 && !a.has_calls();
+  bool dfa = start.size() == 1;
   std::vector<Config> one;
   for (int b = 0; b < 256; ++b) {
     int32_t child = trie.root_child[b];
@@ -278,9 +352,13 @@ void Matcher::collect(const std::vector<Config>& cfgs, bool first, uint32_t limi
   const Automaton& a = g_->automaton();
   const TokenIndex& idx = *g_->index();
   base.n = 0;
+  base.max_cost = 0;
+  base_ = &base;
   std::vector<Config> tmp;
   for (const auto& [id, sym] : g_->specials()) {
     if (step_configs(a, arena_, cfgs, sym, tmp, max_depth())) {
+      for (const Config& c : tmp)
+        if (c.stack != cfgs[0].stack) pure_ = false;
       uint32_t c = configs_cost(a, arena_, tmp);
       if (c <= limit) out.push_back({id, c});
     }
@@ -296,18 +374,23 @@ void Matcher::collect(const std::vector<Config>& cfgs, bool first, uint32_t limi
     bool usable = true;
     if (uint64_t(cost_d) + uint64_t(e.max_extra) <= limit) {
       base.sets[base.n++] = e.inside.data();
+      base.max_cost = cost_d + uint32_t(e.max_extra);
     } else if (l == str.start) {
-      for (int k = 0; k < StringLexemeIndex::kExtraBuckets && uint64_t(cost_d) + uint64_t(k) <= limit; ++k)
+      for (int k = 0; k < StringLexemeIndex::kExtraBuckets && uint64_t(cost_d) + uint64_t(k) <= limit; ++k) {
         base.sets[base.n++] = str.start_inside_by_extra[k].data();
+        base.max_cost = cost_d + uint32_t(k);
+      }
     } else {
       usable = false;  // budget too tight for the precomputed sets: walk every token instead
     }
     if (usable) {
       std::vector<Config> xc{{x, stack}};
       closure(a, arena_, xc, max_depth());
+      if (stack != 0 && (xc.size() != 1 || xc[0].stack != stack)) pure_ = false;
       uint32_t cx = configs_cost(a, arena_, xc);
       if (cx <= limit)
         for (int32_t t : e.exact_close) out.push_back({t, cx});
+      base_ = nullptr;  // the suffix trie is not the vocabulary trie
       walk_root(e.suffixes, xc, limit, out);
       return;
     }
@@ -315,32 +398,35 @@ void Matcher::collect(const std::vector<Config>& cfgs, bool first, uint32_t limi
   walk_root(trie, cfgs, limit, out);
   if (first) {
     int32_t sp = trie.root_child[uint8_t(' ')];
+    base_ = nullptr;  // leading-space variant: plain walk
     if (sp) walk(trie, uint32_t(sp) + 1, trie.nodes[sp].end, 1, cfgs, limit, out);
   }
+  base_ = nullptr;
 }
 
-const MaskEntry* Matcher::cached_entry(int32_t d) {
+// The mask of a single configuration, cached on its state: always with an empty stack, and with a
+// non-empty one when the walk never looked below the current rule (pure), which is then true for every
+// stack. Costs in the entry are relative to the rule (the stack's cost is added on use). nullptr when
+// the result depends on the stack (then `out`/`base` hold it for this call).
+const MaskEntry* Matcher::cached_entry(Config cfg, Out& out, Base& base) {
   const Automaton& a = g_->automaton();
-  if (void* p = a.state(d).mask.load(std::memory_order_acquire)) return static_cast<const MaskEntry*>(p);
+  if (void* p = a.state(cfg.d).mask.load(std::memory_order_acquire)) return static_cast<const MaskEntry*>(p);
   const TokenIndex& idx = *g_->index();
-  Out out;
-  Base base;
-  std::vector<Config> cfgs{{d, 0}};
+  std::vector<Config> cfgs{cfg};
+  pure_ = true;
   collect(cfgs, false, kInfCost - 1, out, base);
+  if (cfg.stack != 0 && !pure_) return nullptr;
+  const uint32_t stack_cost = arena_.node(cfg.stack).cost;
   auto e = std::make_unique<MaskEntry>();
-  uint32_t mc = 0;
+  uint32_t mc = base.max_cost;
   for (const auto& [t, c] : out) mc = std::max(mc, c);
-  if (base.n) {
-    int32_t l = 0;
-    g_->string_body(d, &l);
-    e->base = base.sets[0];  // with an unlimited budget, the one inside-set of that lexer state
-    mc = std::max<uint32_t>(mc, a.state(d).cost + uint32_t(idx.string_lexeme().entries[l].max_extra));
-  }
-  e->max_cost = mc;
+  e->max_cost = mc >= stack_cost ? mc - stack_cost : 0;
   int32_t W = idx.words();
-  if (out.size() > size_t(W) / 4) {
+  if (base.n == 1) e->base = base.sets[0];
+  if (out.size() > size_t(W) / 4 || base.n > 1) {
     e->bits.assign(W, 0);
-    if (e->base) std::memcpy(e->bits.data(), e->base, size_t(W) * 4);
+    for (int k = 0; k < base.n; ++k)
+      for (int32_t w = 0; w < W; ++w) e->bits[w] |= base.sets[k][w];
     for (const auto& [t, c] : out) e->bits[t >> 5] |= 1u << (t & 31);
     e->base = nullptr;
   } else {
@@ -349,7 +435,7 @@ const MaskEntry* Matcher::cached_entry(int32_t d) {
     std::sort(e->ids.begin(), e->ids.end());
     e->ids.erase(std::unique(e->ids.begin(), e->ids.end()), e->ids.end());
   }
-  return g_->publish_mask(d, std::move(e));
+  return g_->publish_mask(cfg.d, std::move(e));
 }
 
 void Matcher::fill_mask(uint32_t* mask) {
@@ -375,9 +461,14 @@ void Matcher::fill_mask(uint32_t* mask) {
   const std::vector<Config>& cur = history_.back().cfgs;
   bool accepting = configs_accepting(a, cur);
   bool first = idx.add_prefix_space() && num_tokens() == 0;
-  if (!first && cur.size() == 1 && cur[0].stack == 0) {
-    const MaskEntry* e = cached_entry(cur[0].d);
-    if (e->max_cost <= limit) {
+  Out out;
+  Base base;
+  bool have_unlimited = false;  // out/base already hold the mask without a budget limit
+  if (!first && cur.size() == 1) {
+    const MaskEntry* e = cached_entry(cur[0], out, base);
+    have_unlimited = e == nullptr;
+    uint64_t stack_cost = arena_.node(cur[0].stack).cost;
+    if (e && e->max_cost + stack_cost <= limit) {
       if (!e->bits.empty()) {
         std::memcpy(mask, e->bits.data(), size_t(W) * 4);
       } else {
@@ -391,12 +482,14 @@ void Matcher::fill_mask(uint32_t* mask) {
       return;
     }
   }
-  Out out;
-  Base base;
-  collect(cur, first, limit, out, base);
+  if (!(have_unlimited && limit >= kInfCost - 1)) {
+    out.clear();
+    collect(cur, first, limit, out, base);
+  }
   if (out.empty() && base.n == 0 && !accepting && limit < kInfCost - 1) {
     // No token keeps a completion within the budget by our (one token per byte) bound: fall back to
     // the tokens that get closest to completion, so the output still heads for the shortest ending.
+    out.clear();
     collect(cur, first, kInfCost - 1, out, base);
     uint32_t best = kInfCost;
     for (const auto& [t, c] : out) best = std::min(best, c);

@@ -13,7 +13,7 @@ namespace fcg {
 
 // A cached token mask of one automaton state (with an empty stack).
 struct MaskEntry {
-  const uint32_t* base = nullptr;  // a bitset of the token index's (inside a JSON string), OR-ed in
+  const uint32_t* base = nullptr;  // a bitset of the token index's (inside a JSON string), copied first
   std::vector<int32_t> ids;        // allowed token ids (besides the base), when sparse
   std::vector<uint32_t> bits;      // the whole mask, when dense
   uint32_t max_cost = 0;           // largest "symbols to finish" over the states the tokens lead to
@@ -77,15 +77,23 @@ class Matcher {
   bool step_token_bytes(const std::string& bytes, bool strip_space, std::vector<Config>& cfgs);
   void walk(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, const std::vector<Config>& start,
             uint32_t limit, Out& out);
-  void walk_dfa(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, int32_t start, uint32_t limit,
+  void walk_dfa(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, Config start, uint32_t limit,
                 Out& out);
+  void walk_configs(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, const std::vector<Config>& start,
+                    uint32_t limit, Out& out);
+  bool pure_ = true;  // the walk so far did not depend on the stack below the current rule
   struct Base {
-    const uint32_t* sets[StringLexemeIndex::kExtraBuckets];
+    const uint32_t* sets[StringLexemeIndex::kExtraBuckets + 4];
     int n = 0;
+    uint32_t max_cost = 0;  // largest cost after a token of these sets
   };
+  // Tokens that open an unconstrained string at trie node `node` (state `q` after it): precomputed
+  // sets instead of a walk. False when the shortcut does not apply.
+  bool opening_shortcut(int32_t node, const std::vector<Config>& after, uint32_t limit, Out& out);
+  Base* base_ = nullptr;  // where walks put precomputed sets (set by collect)
   void collect(const std::vector<Config>& cfgs, bool first, uint32_t limit, Out& out, Base& base);
   void walk_root(const Trie& trie, const std::vector<Config>& start, uint32_t limit, Out& out);
-  const MaskEntry* cached_entry(int32_t d);
+  const MaskEntry* cached_entry(Config cfg, Out& out, Base& base);
   uint32_t max_depth() const { return uint32_t(g_->limits().max_stack_depth); }
 
   std::shared_ptr<const CompiledGrammar> g_;

@@ -234,6 +234,7 @@ TokenIndex::TokenIndex(std::vector<std::string> tokens, std::vector<uint8_t> spe
     if (int32_t(b.size()) != W) throw TokenizerError("token index cache: bad bitset");
   }
   if (r.pos != blob.size()) throw TokenizerError("token index cache: trailing bytes");
+  build_openings();
 }
 
 // Build the canonical string automaton and list its inside states in a fixed order.
@@ -297,6 +298,60 @@ void TokenIndex::build_string_lexeme() {
         extra = std::min(extra, StringLexemeIndex::kExtraBuckets - 1);
         str_.start_inside_by_extra[extra][i >> 5] |= 1u << (i & 31);
       }
+    }
+    e.suffixes = Trie(std::move(suffixes));
+  }
+  build_openings();
+}
+
+// For the trie nodes '"' and ' "': classify the tokens below them by what their remaining bytes do
+// from the string's start state.
+void TokenIndex::build_openings() {
+  const Automaton& L = *str_.lexer;
+  int32_t W = words();
+  const char* prefixes[2] = {"\"", " \""};
+  for (int k = 0; k < 2; ++k) {
+    auto& op = str_.openings[k];
+    op = StringLexemeIndex::Opening();
+    // Find the node.
+    int32_t node = 0;
+    const std::string pre = prefixes[k];
+    for (size_t d = 0; d < pre.size(); ++d) {
+      int32_t child = 0;
+      if (d == 0) {
+        child = trie_.root_child[uint8_t(pre[0])];
+      } else {
+        for (uint32_t c = uint32_t(node) + 1; c < trie_.nodes[node].end; c = trie_.nodes[c].end)
+          if (trie_.nodes[c].byte == uint8_t(pre[d])) { child = int32_t(c); break; }
+      }
+      node = child;
+      if (!node) break;
+    }
+    if (!node) continue;
+    op.node = node;
+    auto& e = op.entry;
+    e.inside.assign(W, 0);
+    e.cost = L.state(str_.start).cost;
+    std::vector<std::pair<std::string, int32_t>> suffixes;
+    for (uint32_t t = trie_.tok_off[node + 1]; t < trie_.tok_off[trie_.nodes[node].end]; ++t) {
+      int32_t i = trie_.tok_ids[t];
+      const std::string& tok = tokens_[i];
+      int32_t l = str_.start;
+      size_t p = pre.size();
+      for (; p < tok.size(); ++p) {
+        l = L.step_byte(l, uint8_t(tok[p]));
+        if (l == kDead || L.state(l).final) break;
+      }
+      if (l == kDead) continue;
+      if (L.state(l).final) {
+        if (p + 1 == tok.size())
+          e.exact_close.push_back(i);
+        else
+          suffixes.push_back({tok.substr(p + 1), i});
+        continue;
+      }
+      e.max_extra = std::max(e.max_extra, std::max(0, int32_t(L.state(l).cost) - int32_t(e.cost)));
+      e.inside[i >> 5] |= 1u << (i & 31);
     }
     e.suffixes = Trie(std::move(suffixes));
   }

@@ -52,6 +52,13 @@ struct StringLexemeIndex {
   // boundary they leave to close the string (budget-aware masks).
   std::vector<uint32_t> start_inside_by_extra[kExtraBuckets];
   int32_t start = 0;
+  // Tokens that open a string and go on inside it: for the trie nodes of '"' and ' "', the tokens below
+  // them, split as for the start state (inside / exact close / suffix trie after the closing quote).
+  struct Opening {
+    int32_t node = 0;  // trie node, 0 = absent
+    Entry entry;       // as from the start state, for the bytes after the node
+  };
+  Opening openings[2];
 };
 
 class TokenIndex {
@@ -80,6 +87,7 @@ class TokenIndex {
  private:
   void init_common();
   void build_string_lexeme();
+  void build_openings();
   std::vector<int32_t> lexer_states();
 
   std::vector<std::string> tokens_;

@@ -8,7 +8,7 @@ from .grammar import Grammar
 def compile_bytes(grammar: Grammar):
     """A compiled grammar without vocabulary: only byte-level matching is available."""
     grammar.check()
-    return _core.compile(None, list(grammar.rules), list(grammar.names))
+    return _core.compile(None, list(grammar.rules), list(grammar.names), sorted(grammar.calls))
 
 
 def accepts(grammar, data) -> bool:

@@ -144,7 +144,7 @@ class Compiler:
 
     def compile_grammar(self, grammar: Grammar) -> CompiledGrammar:
         grammar.check()
-        core = _core.compile(self._index, list(grammar.rules), list(grammar.names), *self._limits)
+        core = _core.compile(self._index, list(grammar.rules), list(grammar.names), sorted(grammar.calls), *self._limits)
         return CompiledGrammar(core, self.vocab, grammar)
 
     def compile_json_schema(self, schema, **options) -> CompiledGrammar:

@@ -142,16 +142,23 @@ def char_set(chars: str) -> Ranges:
 class Grammar:
     """A list of named rules; rule 0 is the start rule."""
 
-    __slots__ = ("rules", "names")
+    __slots__ = ("rules", "names", "calls")
 
     def __init__(self) -> None:
         self.rules: List[Optional[Expr]] = []
         self.names: List[str] = []
+        self.calls: set = set()
 
-    def add_rule(self, name: str, body: Optional[Expr] = None) -> int:
-        """Reserve a rule (body may be set later, for recursion) and return its index."""
+    def add_rule(self, name: str, body: Optional[Expr] = None, *, call: bool = False) -> int:
+        """Reserve a rule (body may be set later, for recursion) and return its index.
+
+        Rules are inlined at every use unless they are recursive; ``call=True`` makes the engine build the
+        rule once and call it (with a return stack) instead, for large subexpressions used from many places.
+        """
         self.rules.append(body)
         self.names.append(name)
+        if call:
+            self.calls.add(len(self.rules) - 1)
         return len(self.rules) - 1
 
     def set_rule(self, index: int, body: Expr) -> None:

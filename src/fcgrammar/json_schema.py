@@ -1220,7 +1220,7 @@ class _Compiler:
             del self._active[key]
         if st.rule is not None:
             if named and e[0] not in (REF, LIT, BYTE, CP) and self.size(e) > SHARE_THRESHOLD:
-                e = (ALT, (e, (SEQ, (NOTHING, (REF, st.rule)))))  # a call, see _call_rule
+                self.g.calls.add(st.rule)  # build once and call, see _call_rule
             self.g.set_rule(st.rule, e)
             e = ref(st.rule)
         self._emitted[key] = e
@@ -1741,13 +1741,9 @@ class _Compiler:
         return self._call_rule(name, e)
 
     def _call_rule(self, name: str, body: Expr) -> Expr:
-        """A rule the engine builds once and *calls* instead of inlining it at every use.
-
-        The engine inlines every rule that is not on a reference cycle, so a subexpression used from many
-        places is copied into the automaton once per path. Giving the rule a dead self-reference
-        (``body | ∅ <self>``, same language) puts it on a cycle, which makes it a call."""
-        r = self.g.add_rule(name)
-        self.g.set_rule(r, (ALT, (body, (SEQ, (NOTHING, (REF, r))))))
+        """A rule the engine builds once and *calls* instead of inlining it at every use (a subexpression
+        used from many places would otherwise be copied into the automaton once per path)."""
+        r = self.g.add_rule(name, body, call=True)
         return ref(r)
 
     def _any_order_expr(self, pairs: List[Expr], reqs: List[bool], A: Optional[Expr], ptr: str) -> Expr:
