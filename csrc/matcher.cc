@@ -104,6 +104,23 @@ int32_t CompiledGrammar::string_body(int32_t d, int32_t* lexer_state) const {
   return int32_t(v & 0xFFFFFFFF);
 }
 
+const MaskEntry* CompiledGrammar::find_frame_mask(int32_t d, int32_t ret) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = frame_masks_.find((uint64_t(uint32_t(d)) << 32) | uint32_t(ret));
+  return it == frame_masks_.end() ? nullptr : it->second;
+}
+
+const MaskEntry* CompiledGrammar::publish_frame_mask(int32_t d, int32_t ret, std::unique_ptr<MaskEntry> e) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto key = (uint64_t(uint32_t(d)) << 32) | uint32_t(ret);
+  auto it = frame_masks_.find(key);
+  if (it != frame_masks_.end()) return it->second;
+  const MaskEntry* out = e.get();
+  owned_.push_back(std::move(e));
+  frame_masks_.emplace(key, out);
+  return out;
+}
+
 size_t CompiledGrammar::memory_bytes() const {
   size_t b = automaton_->memory_bytes();
   std::lock_guard<std::mutex> lock(mu_);
@@ -210,7 +227,7 @@ void Matcher::rollback(int32_t n) {
 
 // Walk with one configuration: plain deterministic steps while no call is entered and the rule is not
 // left. A subtree below a state that calls, or that may return to the caller, is handed to the general
-// walk; with a non-empty stack that makes the result depend on the stack (pure_ = false).
+// walk, which records how far below the current rule it looked (min_depth_).
 void Matcher::walk_dfa(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, Config start,
                        uint32_t limit, Out& out) {
   const Automaton& a = g_->automaton();
@@ -226,9 +243,9 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t begin, uint32_t end, int base_
     if (q == kDead) { i = n.end; continue; }
     const DState& qs = a.state(q);
     if (!qs.calls.empty() || (qs.final && start.stack != 0)) {
-      if (start.stack != 0) pure_ = false;
       std::vector<Config> cfgs{{q, start.stack}};
       closure(a, arena_, cfgs, max_depth());
+      note_depth(cfgs);
       uint32_t c = configs_cost(a, arena_, cfgs);
       if (c < kInfCost) {
         uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
@@ -263,9 +280,7 @@ void Matcher::walk(const Trie& trie, uint32_t begin, uint32_t end, int base_dept
     walk_dfa(trie, begin, end, base_depth, start[0], limit, out);
     return;
   }
-  if (!start.empty() && start[0].stack != 0) pure_ = false;
-  for (const Config& c : start)
-    if (c.stack != start[0].stack) pure_ = false;
+  note_depth(start);
   walk_configs(trie, begin, end, base_depth, start, limit, out);
 }
 
@@ -279,6 +294,7 @@ void Matcher::walk_configs(const Trie& trie, uint32_t begin, uint32_t end, int b
     const Trie::Node& n = nodes[i];
     auto& cur = scratch_[n.depth];
     if (!step_configs(a, arena_, scratch_[n.depth - 1], n.byte, cur, max_depth())) { i = n.end; continue; }
+    note_depth(cur);
     uint32_t c = configs_cost(a, arena_, cur);
     if (c >= kInfCost) { i = n.end; continue; }
     uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
@@ -310,7 +326,7 @@ bool Matcher::opening_shortcut(int32_t node, const std::vector<Config>& after, u
   base_->max_cost = std::max<uint32_t>(base_->max_cost, cost_q + uint32_t(e->max_extra));
   std::vector<Config> xc{{x, stack}};
   closure(a, arena_, xc, max_depth());
-  if (stack != 0 && (xc.size() != 1 || xc[0].stack != stack)) pure_ = false;
+  note_depth(xc);
   uint32_t cx = configs_cost(a, arena_, xc);
   if (cx <= limit)
     for (int32_t t : e->exact_close) out.push_back({t, cx});
@@ -357,8 +373,7 @@ void Matcher::collect(const std::vector<Config>& cfgs, bool first, uint32_t limi
   std::vector<Config> tmp;
   for (const auto& [id, sym] : g_->specials()) {
     if (step_configs(a, arena_, cfgs, sym, tmp, max_depth())) {
-      for (const Config& c : tmp)
-        if (c.stack != cfgs[0].stack) pure_ = false;
+      note_depth(tmp);
       uint32_t c = configs_cost(a, arena_, tmp);
       if (c <= limit) out.push_back({id, c});
     }
@@ -386,7 +401,7 @@ void Matcher::collect(const std::vector<Config>& cfgs, bool first, uint32_t limi
     if (usable) {
       std::vector<Config> xc{{x, stack}};
       closure(a, arena_, xc, max_depth());
-      if (stack != 0 && (xc.size() != 1 || xc[0].stack != stack)) pure_ = false;
+      note_depth(xc);
       uint32_t cx = configs_cost(a, arena_, xc);
       if (cx <= limit)
         for (int32_t t : e.exact_close) out.push_back({t, cx});
@@ -411,12 +426,18 @@ void Matcher::collect(const std::vector<Config>& cfgs, bool first, uint32_t limi
 const MaskEntry* Matcher::cached_entry(Config cfg, Out& out, Base& base) {
   const Automaton& a = g_->automaton();
   if (void* p = a.state(cfg.d).mask.load(std::memory_order_acquire)) return static_cast<const MaskEntry*>(p);
+  const auto top = arena_.node(cfg.stack);
+  if (cfg.stack != 0)
+    if (const MaskEntry* e = g_->find_frame_mask(cfg.d, top.ret)) return e;
   const TokenIndex& idx = *g_->index();
   std::vector<Config> cfgs{cfg};
-  pure_ = true;
+  min_depth_ = top.depth;
   collect(cfgs, false, kInfCost - 1, out, base);
-  if (cfg.stack != 0 && !pure_) return nullptr;
-  const uint32_t stack_cost = arena_.node(cfg.stack).cost;
+  // How far below the current rule did the walk look? Not at all: the mask holds for every stack.
+  // One frame: for every stack with the same top frame. Deeper: not cached.
+  uint32_t pops = top.depth - std::min(min_depth_, top.depth);
+  if (pops > 1) return nullptr;
+  const uint32_t stack_cost = top.cost;
   auto e = std::make_unique<MaskEntry>();
   uint32_t mc = base.max_cost;
   for (const auto& [t, c] : out) mc = std::max(mc, c);
@@ -435,6 +456,7 @@ const MaskEntry* Matcher::cached_entry(Config cfg, Out& out, Base& base) {
     std::sort(e->ids.begin(), e->ids.end());
     e->ids.erase(std::unique(e->ids.begin(), e->ids.end()), e->ids.end());
   }
+  if (pops == 1) return g_->publish_frame_mask(cfg.d, top.ret, std::move(e));
   return g_->publish_mask(cfg.d, std::move(e));
 }
 

@@ -1,9 +1,11 @@
 // Compiled grammar (automaton + token index + per-state mask cache) and the matcher that walks it.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "automaton.h"
@@ -34,6 +36,9 @@ class CompiledGrammar {
   // bisimulation up to the closing quote), the state after the quote; else 0.
   int32_t string_body(int32_t d, int32_t* lexer_state) const;
   const MaskEntry* publish_mask(int32_t d, std::unique_ptr<MaskEntry> e) const;
+  // Masks inside a called rule that depend on the caller's return state (one frame) only.
+  const MaskEntry* find_frame_mask(int32_t d, int32_t ret) const;
+  const MaskEntry* publish_frame_mask(int32_t d, int32_t ret, std::unique_ptr<MaskEntry> e) const;
   size_t memory_bytes() const;
 
  private:
@@ -43,6 +48,7 @@ class CompiledGrammar {
   std::vector<std::pair<int32_t, Symbol>> specials_;  // (token id, symbol) the grammar names
   mutable std::mutex mu_;
   mutable std::vector<std::unique_ptr<MaskEntry>> owned_;
+  mutable std::unordered_map<uint64_t, const MaskEntry*> frame_masks_;
 };
 
 class Matcher {
@@ -81,7 +87,11 @@ class Matcher {
                 Out& out);
   void walk_configs(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, const std::vector<Config>& start,
                     uint32_t limit, Out& out);
-  bool pure_ = true;  // the walk so far did not depend on the stack below the current rule
+  // Shallowest stack depth a walk reached (how far below the current rule it looked).
+  uint32_t min_depth_ = 0;
+  void note_depth(const std::vector<Config>& cfgs) {
+    for (const Config& c : cfgs) min_depth_ = std::min(min_depth_, arena_.node(c.stack).depth);
+  }
   struct Base {
     const uint32_t* sets[StringLexemeIndex::kExtraBuckets + 4];
     int n = 0;
