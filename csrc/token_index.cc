@@ -276,25 +276,8 @@ void TokenIndex::build_string_lexeme() {
     std::vector<std::pair<std::string, int32_t>> suffixes;
     for (size_t i = 0; i < tokens_.size(); ++i) {
       if (special_[i] || tokens_[i].empty() || stop_mask_[i]) continue;
-      const std::string& t = tokens_[i];
-      int32_t l = q;
-      size_t p = 0;
-      for (; p < t.size(); ++p) {
-        l = L.step_byte(l, uint8_t(t[p]));
-        if (l == kDead || L.state(l).final) break;
-      }
-      if (l == kDead) continue;
-      if (L.state(l).final) {
-        if (p + 1 == t.size())
-          e.exact_close.push_back(int32_t(i));
-        else
-          suffixes.push_back({t.substr(p + 1), int32_t(i)});
-        continue;
-      }
-      int32_t extra = std::max(0, int32_t(L.state(l).cost) - int32_t(e.cost));
-      e.max_extra = std::max(e.max_extra, extra);
-      e.inside[i >> 5] |= 1u << (i & 31);
-      if (q == str_.start) {
+      int32_t extra = classify_in_string(int32_t(i), 0, q, e, suffixes);
+      if (extra >= 0 && q == str_.start) {
         extra = std::min(extra, StringLexemeIndex::kExtraBuckets - 1);
         str_.start_inside_by_extra[extra][i >> 5] |= 1u << (i & 31);
       }
@@ -302,6 +285,31 @@ void TokenIndex::build_string_lexeme() {
     e.suffixes = Trie(std::move(suffixes));
   }
   build_openings();
+}
+
+// Run token `id` from byte `from` through the string automaton from state `l`: record it in `e` as inside
+// (returns the extra cost of its end state), exact close or closing-and-continuing (returns -1).
+int32_t TokenIndex::classify_in_string(int32_t id, size_t from, int32_t l, StringLexemeIndex::Entry& e,
+                                       std::vector<std::pair<std::string, int32_t>>& suffixes) const {
+  const Automaton& L = *str_.lexer;
+  const std::string& tok = tokens_[id];
+  size_t p = from;
+  for (; p < tok.size(); ++p) {
+    l = L.step_byte(l, uint8_t(tok[p]));
+    if (l == kDead || L.state(l).final) break;
+  }
+  if (l == kDead) return -1;
+  if (L.state(l).final) {
+    if (p + 1 == tok.size())
+      e.exact_close.push_back(id);
+    else
+      suffixes.push_back({tok.substr(p + 1), id});
+    return -1;
+  }
+  int32_t extra = std::max(0, int32_t(L.state(l).cost) - int32_t(e.cost));
+  e.max_extra = std::max(e.max_extra, extra);
+  e.inside[id >> 5] |= 1u << (id & 31);
+  return extra;
 }
 
 // For the trie nodes '"' and ' "': classify the tokens below them by what their remaining bytes do
@@ -333,26 +341,8 @@ void TokenIndex::build_openings() {
     e.inside.assign(W, 0);
     e.cost = L.state(str_.start).cost;
     std::vector<std::pair<std::string, int32_t>> suffixes;
-    for (uint32_t t = trie_.tok_off[node + 1]; t < trie_.tok_off[trie_.nodes[node].end]; ++t) {
-      int32_t i = trie_.tok_ids[t];
-      const std::string& tok = tokens_[i];
-      int32_t l = str_.start;
-      size_t p = pre.size();
-      for (; p < tok.size(); ++p) {
-        l = L.step_byte(l, uint8_t(tok[p]));
-        if (l == kDead || L.state(l).final) break;
-      }
-      if (l == kDead) continue;
-      if (L.state(l).final) {
-        if (p + 1 == tok.size())
-          e.exact_close.push_back(i);
-        else
-          suffixes.push_back({tok.substr(p + 1), i});
-        continue;
-      }
-      e.max_extra = std::max(e.max_extra, std::max(0, int32_t(L.state(l).cost) - int32_t(e.cost)));
-      e.inside[i >> 5] |= 1u << (i & 31);
-    }
+    for (uint32_t t = trie_.tok_off[node + 1]; t < trie_.tok_off[trie_.nodes[node].end]; ++t)
+      classify_in_string(trie_.tok_ids[t], pre.size(), str_.start, e, suffixes);
     e.suffixes = Trie(std::move(suffixes));
   }
 }

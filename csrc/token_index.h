@@ -88,6 +88,8 @@ class TokenIndex {
   void init_common();
   void build_string_lexeme();
   void build_openings();
+  int32_t classify_in_string(int32_t id, size_t from, int32_t l, StringLexemeIndex::Entry& e,
+                             std::vector<std::pair<std::string, int32_t>>& suffixes) const;
   std::vector<int32_t> lexer_states();
 
   std::vector<std::string> tokens_;

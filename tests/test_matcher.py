@@ -61,7 +61,18 @@ def check_mask_exact(m, vocab):
     return allowed
 
 
-@pytest.mark.parametrize("make", [weather_grammar, nested_grammar])
+def shared_member_grammar() -> Grammar:
+    """A called (non-recursive) rule used at two places with different continuations: masks inside it
+    are cached per caller return state and must not leak from one call site to the other."""
+    g = Grammar()
+    root = g.add_rule("root")
+    member = g.add_rule("member", seq(json_string(), lit(":"), alt(lit("1"), json_string())), call=True)
+    g.set_rule(root, alt(seq(lit("["), ref(member), star(seq(lit(","), ref(member))), lit("]")),
+                         seq(lit("{"), ref(member), lit("}"))))
+    return g
+
+
+@pytest.mark.parametrize("make", [weather_grammar, nested_grammar, shared_member_grammar])
 def test_mask_is_exactly_what_accept_allows(compiler, vocab, make):
     grammar = compiler.compile_grammar(make())
     rng = random.Random(1)
