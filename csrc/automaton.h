@@ -50,6 +50,7 @@ class Automaton {
   int32_t num_states() const { return count_.load(std::memory_order_acquire); }
 
   int32_t symbol_class(Symbol s) const { return sym_class_[s]; }
+  const uint16_t* byte_classes() const { return sym_class_.data(); }
   int32_t num_classes() const { return num_classes_; }
   int32_t num_symbols() const { return int32_t(sym_class_.size()); }
 

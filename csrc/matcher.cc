@@ -233,13 +233,20 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t begin, uint32_t end, int base_
   const Automaton& a = g_->automaton();
   auto& st = dfa_scratch_;
   if (st.size() < size_t(trie.max_depth) + 2) st.resize(size_t(trie.max_depth) + 2);
+  if (row_scratch_.size() < st.size()) row_scratch_.resize(st.size());
   st[base_depth] = start.d;
+  // Row of the state at each depth, fetched when its first child is visited.
+  const int32_t** rows = row_scratch_.data();
+  rows[base_depth] = nullptr;
+  const uint16_t* cls = a.byte_classes();
   const uint32_t stack_cost = arena_.node(start.stack).cost;
   const bool opening = &trie == &g_->index()->trie();
   const Trie::Node* nodes = trie.nodes.data();
   for (uint32_t i = begin; i < end;) {
     const Trie::Node& n = nodes[i];
-    int32_t q = a.step_byte(st[n.depth - 1], n.byte);
+    const int32_t*& prow = rows[n.depth - 1];
+    if (!prow) prow = a.row(st[n.depth - 1]);
+    int32_t q = prow[cls[n.byte]];
     if (q == kDead) { i = n.end; continue; }
     const DState& qs = a.state(q);
     if (!qs.calls.empty() || (qs.final && start.stack != 0)) {
@@ -251,10 +258,7 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t begin, uint32_t end, int base_
         uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
         if (t0 != t1 && c <= limit)
           for (uint32_t t = t0; t < t1; ++t) out.push_back({trie.tok_ids[t], c});
-        std::vector<int32_t> saved = std::move(dfa_scratch_);
-        dfa_scratch_.clear();
         walk_configs(trie, i + 1, n.end, n.depth, cfgs, limit, out);
-        dfa_scratch_ = std::move(saved);
       }
       i = n.end;
       continue;
@@ -263,6 +267,7 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t begin, uint32_t end, int base_
     if (c >= kInfCost) { i = n.end; continue; }
     c += stack_cost;
     st[n.depth] = q;
+    rows[n.depth] = nullptr;
     uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
     if (t0 != t1 && c <= limit)
       for (uint32_t t = t0; t < t1; ++t) out.push_back({trie.tok_ids[t], c});
@@ -333,11 +338,14 @@ bool Matcher::opening_shortcut(int32_t node, const std::vector<Config>& after, u
   // The suffix walk must not recurse into this shortcut's own base bookkeeping differently: it walks
   // a separate trie, for which the shortcut never applies.
   std::vector<int32_t> saved = std::move(dfa_scratch_);
+  std::vector<const int32_t*> saved_rows = std::move(row_scratch_);
   std::vector<std::vector<Config>> saved_cfg = std::move(scratch_);
   dfa_scratch_.clear();
+  row_scratch_.clear();
   scratch_.clear();
   walk_root(e->suffixes, xc, limit, out);
   dfa_scratch_ = std::move(saved);
+  row_scratch_ = std::move(saved_rows);
   scratch_ = std::move(saved_cfg);
   return true;
 }

@@ -112,6 +112,7 @@ class Matcher {
   std::vector<Step> history_;
   std::vector<std::vector<Config>> scratch_;
   std::vector<int32_t> dfa_scratch_;
+  std::vector<const int32_t*> row_scratch_;
 };
 
 // Fill masks of many matchers across threads (GIL released by the caller).
