@@ -46,8 +46,18 @@ int32_t CompiledGrammar::string_body(int32_t d, int32_t* lexer_state) const {
     if (index_ && !ds.final && ds.calls.empty()) {
       const auto& str = index_->string_lexeme();
       const Automaton& L = *str.lexer;
-      uint8_t live[32] = {0};
       const int32_t* grow = G.row(d);
+      // Every state of the string automaton allows one of these bytes (character boundary: '0'; after
+      // a backslash: '"'; inside \uXXXX: '0'; mid UTF-8: a continuation byte). Literal states rarely do.
+      static const uint8_t probes[] = {'0', '"', 0x80, 0x90, 0xA0, 0xBF};
+      bool maybe = false;
+      for (uint8_t b : probes) maybe = maybe || grow[G.symbol_class(b)] != kDead;
+      if (!maybe) {
+        st.lexeme.store(0, std::memory_order_release);
+        *lexer_state = 0;
+        return 0;
+      }
+      uint8_t live[32] = {0};
       for (int b = 0; b < 256; ++b)
         if (grow[G.symbol_class(b)] != kDead) live[b >> 3] |= uint8_t(1u << (b & 7));
       for (size_t l0 = 1; l0 < str.entries.size() && v == 0; ++l0) {

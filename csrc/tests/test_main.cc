@@ -234,6 +234,23 @@ void test_string_lexeme_mask_matches_walk() {
   }
 }
 
+void test_string_states_have_a_probe_byte() {
+  // CompiledGrammar::string_body rejects states where none of these bytes is alive: every state of the
+  // canonical string automaton must allow one of them.
+  auto idx = small_vocab();
+  const auto& str = idx->string_lexeme();
+  const uint8_t probes[] = {'0', '"', 0x80, 0x90, 0xA0, 0xBF};
+  int checked = 0;
+  for (const auto& e : str.entries) {
+    if (e.inside.empty()) continue;
+    bool any = false;
+    for (uint8_t b : probes) any = any || (e.live[b >> 3] >> (b & 7)) & 1;
+    CHECK(any);
+    ++checked;
+  }
+  CHECK(checked > 10);
+}
+
 void test_budget() {
   auto idx = small_vocab();
   IR b;
@@ -294,6 +311,7 @@ int main() {
   test_recursion_and_left_recursion();
   test_masks_stop_and_specials();
   test_string_lexeme_mask_matches_walk();
+  test_string_states_have_a_probe_byte();
   test_budget();
   test_threads();
   test_apply_bitmask();
