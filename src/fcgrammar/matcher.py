@@ -133,7 +133,6 @@ class Matcher:
             return []
         # Drop trailing tokens while a grammar-allowed token starting where the last kept token starts
         # would reach past the forced text.
-        trial = self.copy()
         kept: List[int] = []
         offsets = []
         pos = 0
@@ -147,7 +146,6 @@ class Matcher:
             if not _longer_token_allowed(probe, data[offsets[j - 1]:]):
                 kept = ids[:j]
                 break
-        del trial
         return kept
 
     def __repr__(self) -> str:
