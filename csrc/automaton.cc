@@ -77,6 +77,17 @@ void Automaton::compute_classes() {
   }
   sym_class_.assign(cls.begin(), cls.end());
   num_classes_ = ncls;
+  // Runs of neighbouring symbols in one class: a range is walked run by run, not symbol by symbol.
+  run_next_.assign(size_t(nsym), nsym);
+  for (Symbol s = nsym - 2; s >= 0; --s)
+    run_next_[s] = cls[s + 1] != cls[s] ? s + 1 : run_next_[s + 1];
+  // The bytes of each class (CSR), so a walk can visit only the bytes of live classes.
+  class_byte_off_.assign(size_t(ncls) + 1, 0);
+  for (int b = 0; b < kNumBytes; ++b) ++class_byte_off_[cls[b] + 1];
+  for (int32_t c = 0; c < ncls; ++c) class_byte_off_[c + 1] += class_byte_off_[c];
+  class_bytes_.assign(kNumBytes, 0);
+  std::vector<int32_t> fill(class_byte_off_.begin(), class_byte_off_.end() - 1);
+  for (int b = 0; b < kNumBytes; ++b) class_bytes_[fill[cls[b]]++] = uint8_t(b);
 }
 
 // Fewest symbols from each NFA state to its rule's end (Dijkstra on the reversed graph; a call edge
@@ -183,18 +194,22 @@ void Automaton::compute_costs() {
 }
 
 void Automaton::closure_locked(std::vector<int32_t>& set) const {
+  closure_into_locked(set.data(), set.data() + set.size(), closure_out_);
+  set.assign(closure_out_.begin(), closure_out_.end());
+}
+
+void Automaton::closure_into_locked(const int32_t* begin, const int32_t* end, std::vector<int32_t>& out) const {
   if (++stamp_gen_ == 0) {
     std::fill(stamp_.begin(), stamp_.end(), 0);
     stamp_gen_ = 1;
   }
   std::vector<int32_t>& todo = closure_todo_;
   todo.clear();
-  std::vector<int32_t> out;
-  out.reserve(set.size() + 4);
-  for (int32_t s : set)
-    if (stamp_[s] != stamp_gen_) {
-      stamp_[s] = stamp_gen_;
-      todo.push_back(s);
+  out.clear();
+  for (const int32_t* p = begin; p != end; ++p)
+    if (stamp_[*p] != stamp_gen_) {
+      stamp_[*p] = stamp_gen_;
+      todo.push_back(*p);
     }
   while (!todo.empty()) {
     int32_t s = todo.back();
@@ -207,10 +222,9 @@ void Automaton::closure_locked(std::vector<int32_t>& set) const {
       }
   }
   std::sort(out.begin(), out.end());
-  set.swap(out);
 }
 
-int32_t Automaton::intern_locked(std::vector<int32_t>&& set) const {
+int32_t Automaton::intern_locked(const std::vector<int32_t>& set) const {
   uint64_t h = hash_set(set);
   auto range = intern_.equal_range(h);
   for (auto it = range.first; it != range.second; ++it)
@@ -222,7 +236,7 @@ int32_t Automaton::intern_locked(std::vector<int32_t>&& set) const {
   int32_t chunk = id >> kChunkBits;
   if (!chunks_[chunk]) chunks_[chunk].reset(new DState[size_t(1) << kChunkBits]);
   DState& st = chunks_[chunk][id & kChunkMask];
-  st.nfa = std::move(set);
+  st.nfa = set;  // `set` may be closure scratch: nothing below reads it again
   const std::vector<int32_t>& nfa_set = st.nfa;
   if (!nfa_set.empty()) {
     st.rule = nfa_.state_rule[nfa_set[0]];
@@ -248,7 +262,7 @@ int32_t Automaton::intern_locked(std::vector<int32_t>&& set) const {
       std::vector<int32_t> rets;
       while (j < calls.size() && calls[j].first == calls[i].first) rets.push_back(calls[j++].second);
       closure_locked(rets);
-      int32_t r = intern_locked(std::move(rets));
+      int32_t r = intern_locked(rets);
       grouped.push_back({calls[i].first, r});
       i = j;
     }
@@ -291,7 +305,7 @@ const int32_t* Automaton::compute_row(int32_t d) const {
   for (int32_t s : st.nfa)
     for (const auto& e : nfa_.edges_of(s)) {
       ++edge_id;
-      for (Symbol x = e.lo; x <= e.hi; ++x) {
+      for (Symbol x = e.lo; x <= e.hi; x = run_next_[x]) {  // one step per run of one class
         int32_t c = sym_class_[x];
         if (edge_mark_[c] == edge_id && cls_mark_[c] == gen) continue;
         edge_mark_[c] = edge_id;
@@ -303,10 +317,11 @@ const int32_t* Automaton::compute_row(int32_t d) const {
         cls_targets_[c].push_back(e.to);
       }
     }
-  std::unique_ptr<int32_t[]> row(new int32_t[num_classes_]);
-  std::fill(row.get(), row.get() + num_classes_, kDead);
+  int32_t* row = alloc_row_locked();
+  std::fill(row, row + num_classes_, kDead);
   // Many classes lead to the same targets: close and intern each distinct target list once.
-  std::vector<std::pair<int32_t, int32_t>> distinct;  // (class whose list is canonical, DFA state)
+  auto& distinct = distinct_;  // (class whose list is canonical, DFA state)
+  distinct.clear();
   for (int32_t c : touched_) {
     auto& t = cls_targets_[c];
     if (t.size() > 1) {
@@ -317,27 +332,37 @@ const int32_t* Automaton::compute_row(int32_t d) const {
     if (t.size() == 1) {
       id = single_[t[0]];
       if (id < 0) {
-        std::vector<int32_t> set{t[0]};
-        closure_locked(set);
-        id = intern_locked(std::move(set));
+        closure_into_locked(t.data(), t.data() + 1, closure_out_);
+        id = intern_locked(closure_out_);
         single_[t[0]] = id;
       }
     } else {
       for (const auto& [oc, oid] : distinct)
         if (cls_targets_[oc] == t) { id = oid; break; }
       if (id < 0) {
-        std::vector<int32_t> set = t;
-        closure_locked(set);
-        id = intern_locked(std::move(set));
+        closure_into_locked(t.data(), t.data() + t.size(), closure_out_);
+        id = intern_locked(closure_out_);
         distinct.push_back({c, id});
       }
     }
     row[c] = id;
   }
-  const int32_t* out = row.get();
-  rows_.push_back(std::move(row));
-  st.row.store(out, std::memory_order_release);
-  return out;
+  st.row.store(row, std::memory_order_release);
+  return row;
+}
+
+// Rows are carved from blocks (one allocation per many rows; they live as long as the automaton).
+int32_t* Automaton::alloc_row_locked() const {
+  size_t n = size_t(num_classes_);
+  if (row_blocks_.empty() || row_block_used_ + n > row_block_size_) {
+    row_block_size_ = std::max<size_t>(n, 4096);
+    row_blocks_.emplace_back(new int32_t[row_block_size_]);
+    row_block_used_ = 0;
+  }
+  int32_t* r = row_blocks_.back().get() + row_block_used_;
+  row_block_used_ += n;
+  ++num_rows_;
+  return r;
 }
 
 size_t Automaton::memory_bytes() const {
@@ -346,7 +371,7 @@ size_t Automaton::memory_bytes() const {
   int32_t n = count_.load();
   b += size_t((n >> kChunkBits) + 1) * (sizeof(DState) << kChunkBits);
   for (int32_t i = 0; i < n; ++i) b += state(i).nfa.size() * 4 + 32;  // NFA set + index entry
-  b += rows_.size() * size_t(num_classes_) * 4;
+  b += row_blocks_.size() * row_block_size_ * 4;
   return b;
 }
 

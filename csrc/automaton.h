@@ -53,6 +53,11 @@ class Automaton {
   const uint16_t* byte_classes() const { return sym_class_.data(); }
   int32_t num_classes() const { return num_classes_; }
   int32_t num_symbols() const { return int32_t(sym_class_.size()); }
+  // The bytes (symbols below 256) of a class.
+  Span<uint8_t> class_bytes(int32_t c) const {
+    return {class_bytes_.data() + class_byte_off_[c], class_bytes_.data() + class_byte_off_[c + 1]};
+  }
+  int32_t num_rows() const { return num_rows_; }
 
   const int32_t* row(int32_t d) const {
     const int32_t* r = state(d).row.load(std::memory_order_acquire);
@@ -76,14 +81,20 @@ class Automaton {
 
   const int32_t* compute_row(int32_t d) const;
   void ensure_scratch_locked() const;
-  int32_t intern_locked(std::vector<int32_t>&& set) const;
+  int32_t intern_locked(const std::vector<int32_t>& set) const;
   void closure_locked(std::vector<int32_t>& set) const;
+  // Epsilon closure of [begin, end) into `out` (sorted); `out` must not alias the input.
+  void closure_into_locked(const int32_t* begin, const int32_t* end, std::vector<int32_t>& out) const;
+  int32_t* alloc_row_locked() const;
   void compute_costs();
   void compute_classes();
 
   Nfa nfa_;
   Limits limits_;
   std::vector<uint16_t> sym_class_;
+  std::vector<int32_t> run_next_;        // next symbol in another class (or num_symbols)
+  std::vector<int32_t> class_byte_off_;  // bytes of class c: class_bytes_[off[c] .. off[c+1])
+  std::vector<uint8_t> class_bytes_;
   int32_t num_classes_ = 0;
   std::vector<uint32_t> nfa_cost_;
   std::vector<int32_t> rule_start_;
@@ -98,13 +109,16 @@ class Automaton {
     return h ^ (h >> 29);
   }
   mutable std::unordered_multimap<uint64_t, int32_t> intern_;  // hash of the NFA set -> DFA state
-  mutable std::vector<std::unique_ptr<int32_t[]>> rows_;
+  mutable std::vector<std::unique_ptr<int32_t[]>> row_blocks_;
+  mutable size_t row_block_size_ = 0, row_block_used_ = 0;
+  mutable int32_t num_rows_ = 0;
   mutable std::vector<uint32_t> stamp_;
   mutable uint32_t stamp_gen_ = 0;
   // Scratch for compute_row (used under mu_).
   mutable std::vector<int32_t> single_;               // NFA state -> DFA state of its closure, or -1
   mutable std::vector<std::vector<int32_t>> cls_targets_;
-  mutable std::vector<int32_t> cls_mark_, edge_mark_, touched_, closure_todo_;
+  mutable std::vector<int32_t> cls_mark_, edge_mark_, touched_, closure_todo_, closure_out_;
+  mutable std::vector<std::pair<int32_t, int32_t>> distinct_;
   mutable int32_t row_gen_ = 0;
   std::unordered_map<int32_t, Symbol> token_symbol_;
 };

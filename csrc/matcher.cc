@@ -83,6 +83,19 @@ int32_t CompiledGrammar::bisim_string_body(int32_t d, int32_t* lexer_state, bool
   bool maybe = false;
   for (uint8_t b : probes) maybe = maybe || grow[G.symbol_class(b)] != kDead;
   if (!maybe) return 0;
+  // A few more bytes must agree with some lexer state before the full comparison (most states that
+  // allow '"' or '0' are structural ones: a key's opening quote, a number).
+  static const uint8_t sig[] = {'0', '"', 'a', 'Z', ' ', '\\', 'u', '}', 0x1F, 0x80, 0xBF, 0xC2, 0xF5};
+  bool any = false;
+  for (size_t l0 = 1; l0 < str.entries.size() && !any; ++l0) {
+    const auto& e = str.entries[l0];
+    if (e.inside.empty()) continue;
+    bool same = true;
+    for (uint8_t b : sig)
+      if (((e.live[b >> 3] >> (b & 7)) & 1) != (grow[G.symbol_class(b)] != kDead)) { same = false; break; }
+    any = same;
+  }
+  if (!any) return 0;
   uint8_t live[32] = {0};
   for (int b = 0; b < 256; ++b)
     if (grow[G.symbol_class(b)] != kDead) live[b >> 3] |= uint8_t(1u << (b & 7));
@@ -479,24 +492,32 @@ void Matcher::digit_runs(Config start, uint32_t limit, Out& out, bool done[10]) 
   }
 }
 
-// Walk the whole trie, visiting only the root's children whose first byte the grammar allows.
+// Walk the whole trie, visiting only the root's children whose first byte the grammar allows: with one
+// configuration, the bytes of the live classes of its row (literal states have few).
 void Matcher::walk_root(const Trie& trie, const std::vector<Config>& start, uint32_t limit, Out& out) {
   const Automaton& a = g_->automaton();
-  bool dfa = start.size() == 1;
   bool digits_done[10] = {false};
-  if (dfa && &trie == &g_->index()->trie()) digit_runs(start[0], limit, out, digits_done);
+  if (start.size() == 1) {
+    if (&trie == &g_->index()->trie()) digit_runs(start[0], limit, out, digits_done);
+    const int32_t* row = a.row(start[0].d);
+    const int32_t ncls = a.num_classes();
+    for (int32_t c = 0; c < ncls; ++c) {
+      if (row[c] == kDead) continue;
+      for (uint8_t b : a.class_bytes(c)) {
+        int32_t child = trie.root_child[b];
+        if (!child || (b >= '0' && b <= '9' && digits_done[b - '0'])) continue;
+        walk(trie, uint32_t(child), trie.nodes[child].end, 0, start, limit, out);
+      }
+    }
+    return;
+  }
   for (int b = 0; b < 256; ++b) {
     int32_t child = trie.root_child[b];
     if (!child) continue;
-    if (b >= '0' && b <= '9' && digits_done[b - '0']) continue;
-    if (dfa) {
-      if (a.step_byte(start[0].d, uint8_t(b)) == kDead) continue;
-    } else {
-      bool alive = false;
-      for (const Config& c : start)
-        if (a.step_byte(c.d, uint8_t(b)) != kDead) { alive = true; break; }
-      if (!alive) continue;
-    }
+    bool alive = false;
+    for (const Config& c : start)
+      if (a.step_byte(c.d, uint8_t(b)) != kDead) { alive = true; break; }
+    if (!alive) continue;
     walk(trie, uint32_t(child), trie.nodes[child].end, 0, start, limit, out);
   }
 }
