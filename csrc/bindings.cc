@@ -100,6 +100,31 @@ Limits make_limits(int64_t max_nfa, int64_t max_dfa, int64_t max_stack) {
 
 using I32Matrix = nb::ndarray<int32_t, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 
+using I32Any = nb::ndarray<int32_t, nb::c_contig, nb::device::cpu>;
+
+// Row `index` of a caller's bitmask (numpy array or CPU torch tensor, int32, C-contiguous, [B, W] or
+// [W]). Never converted: a converted copy would be filled and thrown away.
+uint32_t* bitmask_row(nb::handle obj, int64_t index, const TokenIndex& idx, I32Any& hold) {
+  if (!nb::try_cast(obj, hold, false) || hold.ndim() < 1 || hold.ndim() > 2) {
+    nb::object dev = nb::getattr(obj, "device", nb::none());
+    if (!dev.is_none() && nb::hasattr(obj, "numpy")) {
+      nb::object kind = nb::getattr(dev, "type", nb::none());
+      if (!kind.is_none() && nb::cast<std::string>(nb::str(kind)) != "cpu")
+        throw MatcherError("fill the bitmask on the CPU, then move it to the device "
+                           "(apply_token_bitmask_inplace does that for you)");
+    }
+    throw MatcherError("bitmask must be a C-contiguous int32 array (numpy or CPU torch) of shape [batch, ceil(vocab/32)], "
+                       "not " + nb::cast<std::string>(nb::str(nb::handle((PyObject*)Py_TYPE(obj.ptr())).attr("__name__"))));
+  }
+  int64_t rows = hold.ndim() == 2 ? int64_t(hold.shape(0)) : 1;
+  int64_t words = int64_t(hold.shape(hold.ndim() - 1));
+  if (words < idx.words())
+    throw MatcherError("bitmask has " + std::to_string(words) + " words per row, needs " +
+                       std::to_string(idx.words()) + " for a vocabulary of " + std::to_string(idx.vocab_size()));
+  if (index < 0 || index >= rows) throw MatcherError("bitmask row " + std::to_string(index) + " out of range");
+  return reinterpret_cast<uint32_t*>(hold.data()) + index * words;
+}
+
 uint32_t* mask_row(I32Matrix& bm, int64_t index, const TokenIndex& idx) {
   if (int64_t(bm.shape(1)) < idx.words())
     throw MatcherError("bitmask has " + std::to_string(bm.shape(1)) + " words per row, needs " +
@@ -215,7 +240,8 @@ NB_MODULE(_core, m) {
 
   nb::class_<Matcher>(m, "Matcher")
       .def(nb::init<std::shared_ptr<const CompiledGrammar>, int64_t>(), "grammar"_a, "max_tokens"_a = -1)
-      .def("accept_token", &Matcher::accept_token, nb::call_guard<nb::gil_scoped_release>())
+      .def("accept_token", &Matcher::accept_token, nb::call_guard<nb::gil_scoped_release>(), "token_id"_a,
+           "Advance by one token; False (state unchanged) if the grammar does not allow it.")
       .def("accept_bytes",
            [](Matcher& m, nb::bytes b) {
              std::string s(b.c_str(), b.size());
@@ -238,17 +264,25 @@ NB_MODULE(_core, m) {
              return m.validate_tokens(ids.data(), ids.size());
            })
       .def("fill_next_token_bitmask",
-           [](Matcher& m, I32Matrix bm, int64_t index) {
+           [](Matcher& m, nb::handle bitmask, int64_t index) {
              const TokenIndex* idx = m.grammar().index();
              if (!idx) throw MatcherError("this grammar was compiled without a vocabulary");
-             uint32_t* row = mask_row(bm, index, *idx);
-             nb::gil_scoped_release rel;
-             m.fill_mask(row);
-           })
-      .def("rollback", &Matcher::rollback)
-      .def("reset", &Matcher::reset)
-      .def("is_accepting", &Matcher::is_accepting)
-      .def("is_terminated", &Matcher::is_terminated)
+             I32Any hold;
+             uint32_t* row = bitmask_row(bitmask, index, *idx, hold);
+             {
+               nb::gil_scoped_release rel;
+               m.fill_mask(row);
+             }
+             return true;
+           },
+           "bitmask"_a, "index"_a = 0,
+           "Write the allowed tokens into row ``index`` of ``bitmask`` (bit set = allowed). Returns True "
+           "(the mask must be applied).")
+      .def("rollback", &Matcher::rollback, "num_tokens"_a = 1, "Undo the last ``num_tokens`` accepted tokens.")
+      .def("reset", &Matcher::reset, "Back to the start (no tokens accepted).")
+      .def("is_accepting", &Matcher::is_accepting, "The output so far is complete (a stop token is allowed).")
+      .def("is_terminated", &Matcher::is_terminated, "A stop token was accepted.")
+      .def("_assign", [](Matcher& a, const Matcher& b) { a = b; })
       .def("copy", [](const Matcher& m) { return Matcher(m); })
       .def("forced_bytes", [](const Matcher& m, size_t limit) {
         std::string s = m.forced_bytes(limit);

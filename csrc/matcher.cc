@@ -325,27 +325,22 @@ void Matcher::rollback(int32_t n) {
 
 // Walk with one configuration: plain deterministic steps while no call is entered and the rule is not
 // left. A subtree below a state that calls, or that may return to the caller, is handed to the general
-// walk, which records how far below the current rule it looked (min_depth_).
-void Matcher::walk_dfa(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, Config start,
-                       uint32_t limit, Out& out) {
+// walk, which records how far below the current rule it looked (min_depth_). Children are read from the
+// trie's child arrays, so a dead child costs one byte and a lookup, not a visit of its node.
+void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Config start, uint32_t limit,
+                       Out& out) {
   const Automaton& a = g_->automaton();
-  auto& st = dfa_scratch_;
-  if (st.size() < size_t(trie.max_depth) + 2) st.resize(size_t(trie.max_depth) + 2);
-  if (row_scratch_.size() < st.size()) row_scratch_.resize(st.size());
-  st[base_depth] = start.d;
-  // Row of the state at each depth, fetched when its first child is visited.
-  const int32_t** rows = row_scratch_.data();
-  rows[base_depth] = nullptr;
   const uint16_t* cls = a.byte_classes();
   const uint32_t stack_cost = arena_.node(start.stack).cost;
   const bool opening = &trie == &g_->index()->trie();
-  const Trie::Node* nodes = trie.nodes.data();
-  for (uint32_t i = begin; i < end;) {
-    const Trie::Node& n = nodes[i];
-    const int32_t*& prow = rows[n.depth - 1];
-    if (!prow) prow = a.row(st[n.depth - 1]);
-    int32_t q = prow[cls[n.byte]];
-    if (q == kDead) { i = n.end; continue; }
+  const uint32_t* child_off = trie.child_off.data();
+  const uint8_t* child_byte = trie.child_byte.data();
+  const uint32_t* child_node = trie.child_node.data();
+  // Frames live in a member vector shared with nested walks (the opening shortcut walks another trie
+  // from inside this one): they are addressed by index, and each walk pops back to where it started.
+  auto& fs = frames_;
+  const size_t base = fs.size();
+  auto enter = [&](uint32_t i, int32_t q) {
     const DState& qs = a.state(q);
     if (!qs.calls.empty() || (qs.final && start.stack != 0)) {
       std::vector<Config> cfgs{{q, start.stack}};
@@ -356,35 +351,53 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t begin, uint32_t end, int base_
         uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
         if (t0 != t1 && c <= limit)
           for (uint32_t t = t0; t < t1; ++t) out.push_back({trie.tok_ids[t], c});
-        walk_configs(trie, i + 1, n.end, n.depth, cfgs, limit, out);
+        walk_configs(trie, i + 1, trie.nodes[i].end, trie.nodes[i].depth, cfgs, limit, out);
       }
-      i = n.end;
-      continue;
+      return;
     }
     uint32_t c = qs.cost;
-    if (c >= kInfCost) { i = n.end; continue; }
+    if (c >= kInfCost) return;
     c += stack_cost;
-    st[n.depth] = q;
-    rows[n.depth] = nullptr;
     uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
     if (t0 != t1 && c <= limit)
       for (uint32_t t = t0; t < t1; ++t) out.push_back({trie.tok_ids[t], c});
-    if (n.byte == '"' && opening && opening_shortcut(int32_t(i), {{q, start.stack}}, limit, out)) {
-      i = n.end;
+    if (opening && trie.nodes[i].byte == '"' && opening_shortcut(int32_t(i), {{q, start.stack}}, limit, out)) return;
+    if (child_off[i] != child_off[i + 1]) fs.push_back({child_off[i], child_off[i + 1], a.row(q)});
+  };
+  if (include_self) {
+    int32_t q = a.step_byte(start.d, trie.nodes[node].byte);
+    if (q != kDead) enter(node, q);
+  } else if (child_off[node] != child_off[node + 1]) {
+    fs.push_back({child_off[node], child_off[node + 1], a.row(start.d)});
+  }
+  while (fs.size() > base) {
+    const size_t k = fs.size() - 1;
+    const WalkFrame f = fs[k];
+    uint32_t j = f.next;
+    int32_t q = kDead;
+    for (; j < f.end; ++j)
+      if ((q = f.row[cls[child_byte[j]]]) != kDead) break;
+    if (j == f.end) {
+      fs.pop_back();
       continue;
     }
-    ++i;
+    fs[k].next = j + 1;
+    enter(child_node[j], q);
   }
 }
 
-void Matcher::walk(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, const std::vector<Config>& start,
+void Matcher::walk(const Trie& trie, uint32_t node, bool include_self, const std::vector<Config>& start,
                    uint32_t limit, Out& out) {
   if (start.size() == 1) {
-    walk_dfa(trie, begin, end, base_depth, start[0], limit, out);
+    walk_dfa(trie, node, include_self, start[0], limit, out);
     return;
   }
   note_depth(start);
-  walk_configs(trie, begin, end, base_depth, start, limit, out);
+  const Trie::Node& n = trie.nodes[node];
+  if (include_self)
+    walk_configs(trie, node, n.end, n.depth - 1, start, limit, out);
+  else
+    walk_configs(trie, node + 1, n.end, n.depth, start, limit, out);
 }
 
 void Matcher::walk_configs(const Trie& trie, uint32_t begin, uint32_t end, int base_depth,
@@ -435,15 +448,9 @@ bool Matcher::opening_shortcut(int32_t node, const std::vector<Config>& after, u
     for (int32_t t : e->exact_close) out.push_back({t, cx});
   // The suffix walk must not recurse into this shortcut's own base bookkeeping differently: it walks
   // a separate trie, for which the shortcut never applies.
-  std::vector<int32_t> saved = std::move(dfa_scratch_);
-  std::vector<const int32_t*> saved_rows = std::move(row_scratch_);
   std::vector<std::vector<Config>> saved_cfg = std::move(scratch_);
-  dfa_scratch_.clear();
-  row_scratch_.clear();
   scratch_.clear();
   walk_root(e->suffixes, xc, limit, out);
-  dfa_scratch_ = std::move(saved);
-  row_scratch_ = std::move(saved_rows);
   scratch_ = std::move(saved_cfg);
   return true;
 }
@@ -487,7 +494,7 @@ void Matcher::digit_runs(Config start, uint32_t limit, Out& out, bool done[10]) 
     }
     for (uint32_t f : runs.frontier[k]) {
       const Trie& trie = idx.trie();
-      walk_dfa(trie, f, trie.nodes[f].end, trie.nodes[f].depth - 1, {q, start.stack}, limit, out);
+      walk_dfa(trie, f, true, {q, start.stack}, limit, out);
     }
   }
 }
@@ -506,7 +513,7 @@ void Matcher::walk_root(const Trie& trie, const std::vector<Config>& start, uint
       for (uint8_t b : a.class_bytes(c)) {
         int32_t child = trie.root_child[b];
         if (!child || (b >= '0' && b <= '9' && digits_done[b - '0'])) continue;
-        walk(trie, uint32_t(child), trie.nodes[child].end, 0, start, limit, out);
+        walk(trie, uint32_t(child), true, start, limit, out);
       }
     }
     return;
@@ -518,7 +525,7 @@ void Matcher::walk_root(const Trie& trie, const std::vector<Config>& start, uint
     for (const Config& c : start)
       if (a.step_byte(c.d, uint8_t(b)) != kDead) { alive = true; break; }
     if (!alive) continue;
-    walk(trie, uint32_t(child), trie.nodes[child].end, 0, start, limit, out);
+    walk(trie, uint32_t(child), true, start, limit, out);
   }
 }
 
@@ -574,7 +581,7 @@ void Matcher::collect(const std::vector<Config>& cfgs, bool first, uint32_t limi
   if (first) {
     int32_t sp = trie.root_child[uint8_t(' ')];
     base_ = nullptr;  // leading-space variant: plain walk
-    if (sp) walk(trie, uint32_t(sp) + 1, trie.nodes[sp].end, 1, cfgs, limit, out);
+    if (sp) walk(trie, uint32_t(sp), false, cfgs, limit, out);
   }
   base_ = nullptr;
 }

@@ -68,6 +68,7 @@ class Matcher {
  public:
   explicit Matcher(std::shared_ptr<const CompiledGrammar> g, int64_t max_tokens = -1);
   Matcher(const Matcher&) = default;
+  Matcher& operator=(const Matcher&) = default;
 
   bool accept_token(int32_t id);
   bool accept_bytes(const std::string& bytes);  // byte level, counts as no token
@@ -94,10 +95,10 @@ class Matcher {
   };
   using Out = std::vector<std::pair<int32_t, uint32_t>>;  // (token, cost after it)
   bool step_token_bytes(const std::string& bytes, bool strip_space, std::vector<Config>& cfgs);
-  void walk(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, const std::vector<Config>& start,
-            uint32_t limit, Out& out);
-  void walk_dfa(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, Config start, uint32_t limit,
-                Out& out);
+  // Walks the subtree of trie node `node`: the node itself and below (include_self), or only below it.
+  void walk(const Trie& trie, uint32_t node, bool include_self, const std::vector<Config>& start, uint32_t limit,
+            Out& out);
+  void walk_dfa(const Trie& trie, uint32_t node, bool include_self, Config start, uint32_t limit, Out& out);
   void walk_configs(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, const std::vector<Config>& start,
                     uint32_t limit, Out& out);
   // Shallowest stack depth a walk reached (how far below the current rule it looked).
@@ -127,8 +128,11 @@ class Matcher {
   StackArena arena_;
   std::vector<Step> history_;
   std::vector<std::vector<Config>> scratch_;
-  std::vector<int32_t> dfa_scratch_;
-  std::vector<const int32_t*> row_scratch_;
+  struct WalkFrame {
+    uint32_t next, end;   // the children still to visit: child arrays [next, end)
+    const int32_t* row;   // transition row of the state at the frame's node
+  };
+  std::vector<WalkFrame> frames_;
   Out out_scratch_;
 };
 

@@ -44,6 +44,24 @@ Trie::Trie(std::vector<std::pair<std::string, int32_t>> entries) {
   tok_ids.resize(attach.size());
   std::vector<uint32_t> fill(tok_off.begin(), tok_off.end() - 1);
   for (auto [n, id] : attach) tok_ids[fill[n]++] = id;
+  index_children();
+}
+
+void Trie::index_children() {
+  const size_t n = nodes.size();
+  child_off.assign(n + 1, 0);
+  child_byte.clear();
+  child_node.clear();
+  child_byte.reserve(n ? n - 1 : 0);
+  child_node.reserve(n ? n - 1 : 0);
+  for (size_t i = 0; i < n; ++i) {
+    child_off[i] = uint32_t(child_node.size());
+    for (uint32_t c = uint32_t(i) + 1; c < nodes[i].end; c = nodes[c].end) {
+      child_byte.push_back(nodes[c].byte);
+      child_node.push_back(c);
+    }
+  }
+  child_off[n] = uint32_t(child_node.size());
 }
 
 GrammarIR string_body_ir() {
@@ -169,6 +187,7 @@ struct Reader {
       if (id < 0 || id >= n_tokens) throw TokenizerError("token index cache: token id out of range");
     for (int32_t c : t.root_child)
       if (c < 0 || size_t(c) >= n) throw TokenizerError("token index cache: inconsistent trie");
+    t.index_children();
     return t;
   }
 };

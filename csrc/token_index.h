@@ -29,8 +29,15 @@ class Trie {
   std::vector<int32_t> tok_ids;
   int32_t root_child[256] = {};    // node index of the root's child for a byte, or 0
   int32_t max_depth = 0;
+  // Children of node i: child_byte / child_node [child_off[i] .. child_off[i+1]), by byte. Derived from
+  // `nodes` (index_children), so a walk reads a node's child bytes contiguously.
+  std::vector<uint32_t> child_off;
+  std::vector<uint8_t> child_byte;
+  std::vector<uint32_t> child_node;
+  void index_children();
   size_t memory_bytes() const {
-    return nodes.size() * sizeof(Node) + tok_off.size() * 4 + tok_ids.size() * 4;
+    return nodes.size() * sizeof(Node) + tok_off.size() * 4 + tok_ids.size() * 4 + child_off.size() * 4 +
+           child_byte.size() + child_node.size() * 4;
   }
 };
 

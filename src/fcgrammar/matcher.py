@@ -16,9 +16,6 @@ from .errors import MatcherError
 _FORCED_LIMIT = 256
 
 
-_INT32 = np.dtype(np.int32)  # builtin dtypes are singletons: `is` is the cheap check
-
-
 def _np_view(bitmask):
     """A C-contiguous int32 numpy view of a bitmask (numpy array or CPU torch tensor)."""
     if isinstance(bitmask, np.ndarray):
@@ -35,94 +32,68 @@ def _np_view(bitmask):
     return arr.reshape(1, -1) if arr.ndim == 1 else arr
 
 
-class Matcher:
+class Matcher(_core.Matcher):
     """Per-request state over a shared :class:`CompiledGrammar`.
 
     ``max_tokens``: the token budget of the generation. When given, the mask only allows tokens from which a
     complete output is still reachable within the remaining budget, so a generation cut by ``max_tokens``
     still ends in a complete, parseable value.
+
+    The per-token methods (``fill_next_token_bitmask``, ``accept_token``, ``rollback``, ``is_accepting``,
+    ``is_terminated``, ``reset``) are the engine's own, called with no Python layer in between: the bitmask
+    is a C-contiguous int32 numpy array or CPU torch tensor of shape ``[batch, ceil(vocab/32)]`` (or one
+    row), written in place, never converted.
     """
 
-    __slots__ = ("grammar", "_m")
+    __slots__ = ("grammar",)
 
-    def __init__(self, grammar: CompiledGrammar, max_tokens: Optional[int] = None, *, _core_matcher=None):
+    def __init__(self, grammar: CompiledGrammar, max_tokens: Optional[int] = None):
         if grammar.vocab is None:
             raise MatcherError("this grammar was compiled without a vocabulary")
+        super().__init__(grammar._core, -1 if max_tokens is None else int(max_tokens))
         self.grammar = grammar
-        self._m = _core_matcher if _core_matcher is not None else _core.Matcher(
-            grammar._core, -1 if max_tokens is None else int(max_tokens))
-
-    # -- masks -------------------------------------------------------------------------------------------
-    def fill_next_token_bitmask(self, bitmask, index: int = 0) -> bool:
-        """Write the allowed tokens into row ``index`` of ``bitmask`` (bit set = allowed). Returns True
-        (the mask must be applied)."""
-        if type(bitmask) is np.ndarray and bitmask.dtype is _INT32:  # fast path: the binding checks shape/layout
-            try:
-                self._m.fill_next_token_bitmask(bitmask, index)
-                return True
-            except TypeError:
-                pass  # 1-D, wrong dtype or layout: _np_view explains or reshapes
-        self._m.fill_next_token_bitmask(_np_view(bitmask), int(index))
-        return True
 
     # -- stepping ----------------------------------------------------------------------------------------
-    def accept_token(self, token_id: int) -> bool:
-        """Advance by one token; False (state unchanged) if the grammar does not allow it."""
-        return bool(self._m.accept_token(int(token_id)))
-
     def accept_tokens(self, token_ids: Sequence[int]) -> bool:
         """Advance by all tokens, or by none (returns False and leaves the state unchanged)."""
         ids = [int(t) for t in token_ids]
-        n = self._m.accept_tokens(ids)
+        n = _core.Matcher.accept_tokens(self, ids)
         if n != len(ids):
-            self._m.rollback(n)
+            self.rollback(n)
             return False
         return True
 
     def accept_string(self, text) -> bool:
         """Advance by raw text (counts as one step for rollback); for prompts and tests."""
         data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
-        return bool(self._m.accept_bytes(data))
+        return bool(self.accept_bytes(data))
 
     def validate_tokens(self, token_ids: Sequence[int]) -> int:
         """Length of the longest prefix of ``token_ids`` the grammar accepts; the state is unchanged."""
-        return int(self._m.validate_tokens([int(t) for t in token_ids]))
-
-    def rollback(self, num_tokens: int = 1) -> None:
-        self._m.rollback(int(num_tokens))
-
-    def reset(self) -> None:
-        self._m.reset()
+        return int(_core.Matcher.validate_tokens(self, [int(t) for t in token_ids]))
 
     def copy(self) -> "Matcher":
-        return Matcher(self.grammar, _core_matcher=self._m.copy())
+        """An independent matcher in the same state (for forks, speculation, beam search)."""
+        new = type(self).__new__(type(self))
+        _core.Matcher.__init__(new, self.grammar._core, -1)
+        new._assign(self)
+        new.grammar = self.grammar
+        return new
 
     fork = copy
 
     # -- state ---------------------------------------------------------------------------------------------
-    def is_accepting(self) -> bool:
-        """The output so far is complete (a stop token is allowed)."""
-        return bool(self._m.is_accepting())
-
-    is_completed = is_accepting
-
-    def is_terminated(self) -> bool:
-        """A stop token was accepted."""
-        return bool(self._m.is_terminated())
-
-    @property
-    def num_tokens(self) -> int:
-        return int(self._m.num_tokens)
+    is_completed = _core.Matcher.is_accepting
 
     @property
     def min_tokens_to_finish(self) -> int:
         """An upper bound on the tokens still needed to complete (one per byte or special token)."""
-        return int(self._m.min_cost_to_finish)
+        return int(self.min_cost_to_finish)
 
     # -- jump-forward ----------------------------------------------------------------------------------
-    def forced_bytes(self) -> bytes:
+    def forced_bytes(self) -> bytes:  # type: ignore[override]
         """The bytes the grammar forces next (one possible byte at each step)."""
-        return bytes(self._m.forced_bytes(_FORCED_LIMIT))
+        return bytes(_core.Matcher.forced_bytes(self, _FORCED_LIMIT))
 
     def forced_tokens(self) -> List[int]:
         """Tokens the grammar forces next, tokenized canonically, for jump-forward decoding.
@@ -199,7 +170,7 @@ def fill_next_token_bitmask_batch(matchers: Sequence[Matcher], bitmask, indices:
     arr = _np_view(bitmask)
     rows = list(range(len(matchers))) if indices is None else [int(i) for i in indices]
     n = threads or min(len(matchers), os.cpu_count() or 1)
-    _core.batch_fill([m._m for m in matchers], arr, rows, int(n))
+    _core.batch_fill(list(matchers), arr, rows, int(n))
 
 
 def apply_token_bitmask_inplace(logits, bitmask, *, vocab_size: Optional[int] = None,
