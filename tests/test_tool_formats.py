@@ -20,33 +20,8 @@ from fcgrammar.seed_tools import SEED_TOOLS
 
 from bfcl_data import load, ordered_call, to_standard_schema
 from conftest import DATA_DIR, TOKENIZERS, data_path
+from families import FAMILY, family_vocabulary
 
-# preset -> (base tokenizer, extra special tokens the family's tokenizer adds)
-FAMILY = {
-    "functionary-v1": ("llama2", ["<|START_OF_FUNCTION_CALL|>", "<|END_OF_FUNCTION_CALL|>", "<|END_OF_ASSISTANT|>",
-                                  "<|END_OF_SYSTEM|>", "<|END_OF_USER|>", "<|END_OF_FUNCTION_RESULT|>"]),
-    "functionary-v2": ("llama2", ["<|from|>", "<|recipient|>", "<|content|>", "<|stop|>"]),
-    "functionary-v2.5": ("llama3.1", []),
-    "functionary-v3": ("llama3.1", []),
-    "functionary-v3.1": ("llama3.1", []),
-    "empower": ("llama3.1", []),
-    "empower-cot": ("llama3.1", []),
-    "invoker": ("llama2", []),
-    "trelis": ("llama2", []),
-    "hermes": ("qwen3", []),
-    "qwen": ("qwen3", []),
-    "qwen3": ("qwen3", []),
-    "llama3-json": ("llama3.1", []),
-    "llama3-pythonic": ("llama3.1", []),
-    "mistral-v3": ("llama2", ["[TOOL_CALLS]"]),
-    "mistral-v11": ("llama2", ["[TOOL_CALLS]", "[ARGS]", "[CALL_ID]"]),
-    "deepseek-v3": ("deepseek-v3", []),
-    "deepseek-v3.1": ("deepseek-v3", []),
-    "granite": ("llama3.1", []),
-    "phi4-mini": ("phi-3", []),
-    "harmony": ("gpt2", ["<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|constrain|>", "<|return|>",
-                         "<|call|>"]),
-}
 PRESETS = fcg.formats.names()
 
 _VOCABS = {}
@@ -59,14 +34,7 @@ def family_vocab(preset):
         base = fcg.Vocabulary.from_tokenizer_json(data_path(TOKENIZERS[base_name]))
         if base.encode("x") is None:
             pytest.skip(f"no encoder for {base_name}")
-        if extra:
-            toks = list(base.tokens) + [e.encode() for e in extra]
-            n = base.n_tokens
-            specials = set(base.special_ids) | set(range(n, n + len(extra)))
-            vocab = fcg.Vocabulary.from_tokens(toks, special_ids=specials, stop_ids=base.stop_ids,
-                                               add_prefix_space=base.add_prefix_space, name=base_name + "+")
-        else:
-            vocab = base
+        vocab = family_vocabulary(base, extra, base_name)
         _VOCABS[key] = (vocab, fcg.Compiler(vocab), base.encode)
     return _VOCABS[key]
 
