@@ -27,50 +27,29 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import workload as W  # noqa: E402
-from bfcl_data import load as bfcl_load, ordered_call, to_standard_schema  # noqa: E402
+from bench_formats import CATEGORIES, load_workload, message  # noqa: E402
+from conftest import TOKENIZERS  # noqa: E402
 from families import FAMILY, family_vocabulary  # noqa: E402
 
 import fcgrammar as fcg  # noqa: E402
 from fcgrammar.render import render_pieces  # noqa: E402
 
-TOKENIZER_FILES = {
-    "llama3.1": "tokenizers/llama3.1/tokenizer.json", "qwen3": "tokenizers/qwen3/tokenizer.json",
-    "deepseek-v3": "tokenizers/deepseek-v3/tokenizer.json", "llama2": "tokenizers/llama2/tokenizer.json",
-    "phi-3": "tokenizers/phi-3/tokenizer.json", "gpt2": "tokenizers/gpt2/tokenizer.json",
-}
-CATEGORIES = ["simple", "multiple", "live_simple", "live_multiple"]
-
 Piece = Union[str, int]
 
 
 def gold_calls(data_dir: Path, n: int) -> List[Tuple[str, List[dict], dict]]:
-    """``n`` BFCL v3 entries with one call that validates against its own schema, spread over categories."""
-    import jsonschema
-    out = []
+    """``n`` BFCL v3 entries with one call that validates against its own schema (bench_formats'
+    workload), the first ``n / 4`` of each category."""
+    entries, _ = load_workload(str(data_dir))
     per = max(1, n // len(CATEGORIES))
-    for cat in CATEGORIES:
-        got = 0
-        for eid, functions, calls in bfcl_load(data_dir, "v3", cat):
-            names = [f["name"] for f in functions]
-            if len(calls) != 1 or len(set(names)) != len(names):
-                continue
-            f = next((f for f in functions if f["name"] == calls[0]["name"]), None)
-            try:
-                jsonschema.validate(calls[0]["arguments"], to_standard_schema(f.get("parameters") or {}))
-            except Exception:
-                continue
-            out.append((eid, functions, ordered_call(calls[0], functions)))
-            got += 1
-            if got >= per:
-                break
+    taken = {cat: 0 for cat in CATEGORIES}
+    out = []
+    for eid, functions, call in entries:
+        cat = eid.rsplit("_", 1)[0]
+        if taken.get(cat, per) < per:
+            taken[cat] += 1
+            out.append((eid, functions, call))
     return out
-
-
-def message(call: dict, fmt) -> dict:
-    return {"role": "assistant", "content": None,
-            "reasoning_content": "The user wants a call." if fmt.reasoning_required else None,
-            "tool_calls": [{"id": "abcDEF123", "type": "function",
-                            "function": {"name": call["name"], "arguments": json.dumps(call["arguments"])}}]}
 
 
 def segments(pieces: List[Piece], vocab) -> List[Tuple[str, Union[bytes, int]]]:
@@ -140,7 +119,7 @@ def main(argv=None) -> int:
         base_name, extra = FAMILY[preset]
         key = (base_name, tuple(extra))
         if key not in vocabs:
-            base = fcg.Vocabulary.from_tokenizer_json(str(data_dir / TOKENIZER_FILES[base_name]))
+            base = fcg.Vocabulary.from_tokenizer_json(str(data_dir / TOKENIZERS[base_name]))
             vocab = family_vocabulary(base, extra, base_name)
             vocabs[key] = (vocab, fcg.Compiler(vocab), base.encode)
         vocab, compiler, encode = vocabs[key]
