@@ -31,6 +31,7 @@ struct DState {
   // Slots for the token layer's caches (owned and interpreted by CompiledGrammar).
   std::atomic<void*> mask{nullptr};   // cached token mask for this state with an empty stack
   std::atomic<int64_t> lexeme{-1};    // -1 unknown, 0 none, else (string lexer state << 32) | exit state
+  std::atomic<int64_t> open{-1};      // -1 unknown, 0 none, else (string lexer state << 32) | cost bound
 };
 
 class Automaton {
@@ -65,6 +66,9 @@ class Automaton {
   }
   int32_t step(int32_t d, Symbol s) const { return row(d)[sym_class_[s]]; }
   int32_t step_byte(int32_t d, uint8_t b) const { return row(d)[sym_class_[b]]; }
+
+  // Fewest symbols to end the rule from NFA state `s` (kInfCost: never).
+  uint32_t nfa_cost(int32_t s) const { return nfa_cost_[size_t(s)]; }
 
   // The DFA state of the epsilon closure of one NFA state (built on first use).
   int32_t closure_state(int32_t nfa_state) const;

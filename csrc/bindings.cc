@@ -225,18 +225,22 @@ NB_MODULE(_core, m) {
   m.def(
       "compile",
       [](std::shared_ptr<TokenIndex> index, nb::list rules, nb::list names, std::vector<int32_t> calls,
-         int64_t max_nfa, int64_t max_dfa, int64_t max_stack, std::vector<int32_t> stop_ids) {
+         int64_t max_nfa, int64_t max_dfa, int64_t max_stack, std::vector<int32_t> stop_ids,
+         std::vector<int32_t> open_strings) {
         GrammarIR ir = convert_rules(rules, names);
         for (int32_t c : calls)
           if (c < 0 || c >= int32_t(ir.rules.size())) throw GrammarError("call rule index out of range");
+        for (int32_t c : open_strings)
+          if (c < 0 || c >= int32_t(ir.rules.size())) throw GrammarError("open string rule index out of range");
         ir.calls = std::move(calls);
+        ir.open_strings = std::move(open_strings);
         Limits lim = make_limits(max_nfa, max_dfa, max_stack);
         nb::gil_scoped_release rel;
         auto a = std::make_shared<Automaton>(build_nfa(ir, lim), lim);
         return std::make_shared<CompiledGrammar>(std::move(index), std::move(a), lim, std::move(stop_ids));
       },
       "index"_a.none(), "rules"_a, "names"_a, "calls"_a, "max_nfa_states"_a = 0, "max_dfa_states"_a = 0,
-      "max_stack_depth"_a = 0, "stop_ids"_a = std::vector<int32_t>{});
+      "max_stack_depth"_a = 0, "stop_ids"_a = std::vector<int32_t>{}, "open_strings"_a = std::vector<int32_t>{});
 
   nb::class_<Matcher>(m, "Matcher")
       .def(nb::init<std::shared_ptr<const CompiledGrammar>, int64_t>(), "grammar"_a, "max_tokens"_a = -1)
@@ -283,6 +287,7 @@ NB_MODULE(_core, m) {
       .def("is_accepting", &Matcher::is_accepting, "The output so far is complete (a stop token is allowed).")
       .def("is_terminated", &Matcher::is_terminated, "A stop token was accepted.")
       .def("_assign", [](Matcher& a, const Matcher& b) { a = b; })
+      .def("_mask_path", &Matcher::mask_path)
       .def("copy", [](const Matcher& m) { return Matcher(m); })
       .def("forced_bytes", [](const Matcher& m, size_t limit) {
         std::string s = m.forced_bytes(limit);

@@ -101,6 +101,7 @@ struct Builder {
   const Limits& limits;
   Nfa nfa;
   std::vector<int32_t> rule_call;  // IR rule -> call rule index, or -1 (inlined)
+  std::vector<char> open_string;    // IR rule -> inlined copies are recorded in nfa.open_strings
   std::unordered_map<int32_t, int32_t> token_symbol;
 
   Builder(const GrammarIR& ir_, const Limits& lim) : ir(ir_), limits(lim) {}
@@ -387,6 +388,12 @@ struct Builder {
           call(from, {c, ret});
           return ret;
         }
+        if (open_string[size_t(e.ref)]) {
+          const int32_t lo = nfa.num_states();
+          const int32_t end = build(ir.rules[e.ref], from, depth + 1);
+          nfa.open_strings.push_back({from, lo, nfa.num_states()});
+          return end;
+        }
         return build(ir.rules[e.ref], from, depth + 1);
       }
       case Op::Tok: {
@@ -513,6 +520,9 @@ struct Builder {
     std::vector<char> rec = recursive_rules();
     for (int32_t c : ir.calls) rec.at(size_t(c)) = 1;
     rule_call.assign(ir.rules.size(), -1);
+    open_string.assign(ir.rules.size(), 0);
+    for (int32_t r : ir.open_strings)
+      if (r >= 0 && r < int32_t(ir.rules.size()) && !rec[size_t(r)]) open_string[size_t(r)] = 1;
     // Call rule 0 is the top level; it inlines rule 0 unless rule 0 itself is recursive.
     nfa.call_names.push_back("<top>");
     for (size_t r = 0; r < ir.rules.size(); ++r)

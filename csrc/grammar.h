@@ -29,6 +29,10 @@ struct GrammarIR {
   std::vector<int32_t> rules;  // rule index -> root node
   std::vector<std::string> names;
   std::vector<int32_t> calls;  // rules to build once and call even though they are not recursive
+  // Open strings: rules whose language is a JSON string ("..." with its quotes) in which every valid
+  // body prefix can still be completed to a member (e.g. "any key except these names"). The front end
+  // vouches for that property; the engine checks everything else (see Nfa::open_strings).
+  std::vector<int32_t> open_strings;
 };
 
 struct NfaEdge {
@@ -70,6 +74,12 @@ struct Nfa {
   // body's exit) may gain edges from what follows it.
   std::vector<int32_t> string_bodies;
   int32_t string_body_size = 0;
+  // Each inlined copy of an open-string rule: built from `entry` into the new states [lo, hi), in
+  // build order (so sorted by lo, and disjoint).
+  struct OpenString {
+    int32_t entry, lo, hi;
+  };
+  std::vector<OpenString> open_strings;
 
   int32_t num_states() const { return int32_t(state_rule.size()); }
   Span<NfaEdge> edges_of(int32_t s) const { return {edges.data() + edge_off[s], edges.data() + edge_off[s + 1]}; }
@@ -77,7 +87,8 @@ struct Nfa {
   Span<NfaCall> calls_of(int32_t s) const { return {calls.data() + call_off[s], calls.data() + call_off[s + 1]}; }
   size_t memory_bytes() const {
     return (edge_off.size() + eps_off.size() + call_off.size() + state_rule.size()) * 4 + edges.size() * sizeof(NfaEdge) +
-           eps.size() * 4 + calls.size() * sizeof(NfaCall) + string_bodies.size() * 4;
+           eps.size() * 4 + calls.size() * sizeof(NfaCall) + string_bodies.size() * 4 +
+           open_strings.size() * sizeof(OpenString);
   }
 };
 

@@ -190,6 +190,160 @@ int32_t CompiledGrammar::structural_string_body(int32_t d, int32_t* lexer_state)
   return 0;
 }
 
+// ---- Open strings ------------------------------------------------------------------------------------
+//
+// An open string (the front end's "any key but the declared names") is a JSON string in which every
+// valid body prefix can still be completed. Its DFA states are neither literals nor a plain string body,
+// so the general walk would visit every token. Instead: tokens that stay inside the string are exactly
+// the lexer state's precomputed inside set, and the tokens that close it are walked from the real state
+// (a trie of ~1% of the vocabulary). The front end vouches for "every prefix can be completed"; every
+// other condition is checked here: each NFA state of the copy gets the lexer state its transitions
+// imply (any disagreement disables the copy), and NFA states of the DFA state outside any copy must
+// accept nothing but valid string bytes until the closing quote.
+
+CompiledGrammar::OpenStringLabels CompiledGrammar::label_open_string(const Nfa::OpenString& c) const {
+  using L_ = OpenStringLabels;
+  const Nfa& nfa = automaton_->nfa();
+  const auto& str = index_->string_lexeme();
+  const Automaton& L = *str.lexer;
+  L_ out;
+  out.label.assign(size_t(c.hi - c.lo), 0);
+  std::vector<int32_t> todo;
+  auto in = [&](int32_t s) { return s >= c.lo && s < c.hi; };
+  // Give `s` label `x`; false on a disagreement. States outside the copy may only be reached by closing.
+  auto give = [&](int32_t s, int32_t x) {
+    if (!in(s)) return x == L_::kAfter;
+    int32_t& cur = out.label[size_t(s - c.lo)];
+    if (cur == 0) {
+      cur = x;
+      if (x != L_::kAfter) todo.push_back(s);
+      return true;
+    }
+    return cur == x;
+  };
+  auto opening = [&](int32_t s, bool from_entry) {
+    for (const NfaEdge& e : nfa.edges_of(s)) {
+      if (from_entry && !in(e.to)) continue;  // another alternative at the entry
+      if (e.lo != '"' || e.hi != '"' || !give(e.to, str.canon[size_t(str.start)])) return false;
+    }
+    for (int32_t t : nfa.eps_of(s)) {
+      if (from_entry && !in(t)) continue;
+      if (!give(t, L_::kOutside)) return false;
+    }
+    return from_entry || nfa.calls_of(s).empty();
+  };
+  if (!opening(c.entry, true)) return out;
+  while (!todo.empty()) {
+    int32_t s = todo.back();
+    todo.pop_back();
+    int32_t x = out.label[size_t(s - c.lo)];
+    if (!nfa.calls_of(s).empty() || nfa.call_final[nfa.state_rule[s]] == s) return out;
+    if (x == L_::kOutside) {
+      if (!opening(s, false)) return out;
+      continue;
+    }
+    for (int32_t t : nfa.eps_of(s))
+      if (!give(t, x)) return out;
+    const int32_t* lrow = L.row(x);
+    for (const NfaEdge& e : nfa.edges_of(s)) {
+      if (e.hi >= kNumBytes) return out;
+      int32_t last = -1;
+      for (Symbol b = e.lo; b <= e.hi; ++b) {
+        const int32_t k = L.symbol_class(b);
+        if (k == last) continue;  // same lexer class as the previous byte: same target
+        last = k;
+        int32_t y = str.canon[size_t(lrow[k])];
+        if (y == kDead) return out;
+        if (!give(e.to, L.state(y).final ? L_::kAfter : y)) return out;
+      }
+    }
+  }
+  const Automaton& G = *automaton_;
+  for (int32_t s = c.lo; s < c.hi; ++s) {
+    int32_t x = out.label[size_t(s - c.lo)];
+    uint32_t k = G.nfa_cost(s);
+    if (x > 0 && k < kInfCost) out.max_cost = std::max(out.max_cost, k);
+  }
+  out.ok = out.max_cost > 0;
+  return out;
+}
+
+const CompiledGrammar::OpenStringLabels& CompiledGrammar::open_string_labels(size_t k) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (open_labels_.empty()) open_labels_.resize(automaton_->nfa().open_strings.size());
+  auto& p = open_labels_[k];
+  if (!p) p = std::make_unique<OpenStringLabels>(label_open_string(automaton_->nfa().open_strings[k]));
+  return *p;
+}
+
+bool CompiledGrammar::inside_string_only(const std::vector<int32_t>& others, int32_t l) const {
+  const Nfa& nfa = automaton_->nfa();
+  const auto& str = index_->string_lexeme();
+  const Automaton& L = *str.lexer;
+  std::unordered_set<uint64_t> seen;
+  std::vector<std::pair<int32_t, int32_t>> todo;
+  auto push = [&](int32_t s, int32_t x) {
+    if (seen.insert((uint64_t(uint32_t(s)) << 32) | uint32_t(x)).second) todo.push_back({s, x});
+  };
+  for (int32_t s : others) push(s, l);
+  while (!todo.empty()) {
+    auto [s, x] = todo.back();
+    todo.pop_back();
+    if (seen.size() > 4096) return false;
+    if (!nfa.calls_of(s).empty() || nfa.call_final[nfa.state_rule[s]] == s) return false;
+    for (int32_t t : nfa.eps_of(s)) push(t, x);
+    const int32_t* lrow = L.row(x);
+    for (const NfaEdge& e : nfa.edges_of(s)) {
+      if (e.hi >= kNumBytes) return false;
+      int32_t last = -1;
+      for (Symbol b = e.lo; b <= e.hi; ++b) {
+        const int32_t k = L.symbol_class(b);
+        if (k == last) continue;
+        last = k;
+        int32_t y = str.canon[size_t(lrow[k])];
+        if (y == kDead) return false;
+        if (!L.state(y).final) push(e.to, y);
+      }
+    }
+  }
+  return true;
+}
+
+uint32_t CompiledGrammar::open_string(int32_t d, int32_t* lexer_state) const {
+  const Automaton& G = *automaton_;
+  DState& st = G.state_mut(d);
+  int64_t v = st.open.load(std::memory_order_acquire);
+  if (v < 0) {
+    v = 0;
+    const Nfa& nfa = G.nfa();
+    const DState& ds = G.state(d);
+    if (index_ && !nfa.open_strings.empty() && !ds.final && ds.calls.empty()) {
+      int32_t l = 0;
+      uint32_t bound = 0;
+      bool ok = true;
+      std::vector<int32_t> others;
+      for (int32_t s : ds.nfa) {
+        if (!StringLexemeIndex::matters(nfa, s)) continue;
+        auto it = std::upper_bound(nfa.open_strings.begin(), nfa.open_strings.end(), s,
+                                   [](int32_t x, const Nfa::OpenString& c) { return x < c.lo; });
+        if (it == nfa.open_strings.begin() || s >= (it - 1)->hi) {
+          others.push_back(s);
+          continue;
+        }
+        const OpenStringLabels& lab = open_string_labels(size_t(it - 1 - nfa.open_strings.begin()));
+        int32_t x = lab.ok ? lab.label[size_t(s - (it - 1)->lo)] : 0;
+        if (x <= 0 || (l && x != l)) { ok = false; break; }
+        l = x;
+        bound = std::max(bound, lab.max_cost);
+      }
+      if (ok && l && (others.empty() || inside_string_only(others, l))) v = (int64_t(l) << 32) | int64_t(bound);
+    }
+    st.open.store(v, std::memory_order_release);
+  }
+  *lexer_state = int32_t(v >> 32);
+  return uint32_t(v & 0xFFFFFFFF);
+}
+
 const MaskEntry* CompiledGrammar::find_frame_mask(int32_t d, int32_t ret) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = frame_masks_.find((uint64_t(uint32_t(d)) << 32) | uint32_t(ret));
@@ -546,8 +700,11 @@ void Matcher::collect(const std::vector<Config>& cfgs, bool first, uint32_t limi
     }
   }
   const Trie& trie = idx.trie();
-  int32_t l = 0;
-  int32_t x = (!first && cfgs.size() == 1) ? g_->string_body(cfgs[0].d, &l) : 0;
+  int32_t l = 0, ol = 0;
+  // Open strings first: their states look like string bodies, and telling them apart by bisimulation
+  // would build rows for every escape and UTF-8 state along the declared names.
+  const uint32_t open_bound = (!first && cfgs.size() == 1) ? g_->open_string(cfgs[0].d, &ol) : 0;
+  int32_t x = (!first && cfgs.size() == 1 && !open_bound) ? g_->string_body(cfgs[0].d, &l) : 0;
   if (x) {
     const auto& str = idx.string_lexeme();
     const auto& e = str.entries[l];
@@ -574,6 +731,17 @@ void Matcher::collect(const std::vector<Config>& cfgs, bool first, uint32_t limi
         for (int32_t t : e.exact_close) out.push_back({t, cx});
       base_ = nullptr;  // the suffix trie is not the vocabulary trie
       walk_root(e.suffixes, xc, limit, out);
+      return;
+    }
+  }
+  if (open_bound) {
+    const auto& e = idx.string_lexeme().entries[size_t(ol)];
+    const uint64_t cost = uint64_t(open_bound) + arena_.node(cfgs[0].stack).cost;
+    if (cost <= limit) {  // else (budget too tight for the bound): walk every token
+      base.sets[base.n++] = e.inside.data();
+      base.max_cost = std::max(base.max_cost, uint32_t(cost));
+      base_ = nullptr;  // the closers trie is not the vocabulary trie
+      walk_root(e.closers, cfgs, limit, out);
       return;
     }
   }
@@ -626,6 +794,52 @@ const MaskEntry* Matcher::cached_entry(Config cfg, Out& out, Base& base) {
   return g_->publish_mask(cfg.d, std::move(e));
 }
 
+namespace {
+inline void put_words(uint32_t* mask, const uint32_t* src, int32_t W, bool write) {
+  if (write) {
+    std::memcpy(mask, src, size_t(W) * 4);
+  } else {
+    for (int32_t w = 0; w < W; ++w) mask[w] |= src[w];
+  }
+}
+}  // namespace
+
+// The mask of one configuration within `limit`, written over `mask` (`write`) or OR-ed into it. A set
+// of configurations is a union (each steps on its own), so its mask is the union of theirs, and each
+// comes from the cache of its own state. False when no token is allowed.
+bool Matcher::config_mask(Config cfg, uint32_t limit, uint32_t* mask, bool write) {
+  const int32_t W = g_->index()->words();
+  Out& out = out_scratch_;  // reused: no reallocation per call
+  out.clear();
+  Base base;
+  const MaskEntry* e = cached_entry(cfg, out, base);
+  const uint64_t stack_cost = arena_.node(cfg.stack).cost;
+  if (e && e->max_cost + stack_cost <= limit) {
+    if (!e->bits.empty()) {
+      put_words(mask, e->bits.data(), W, write);
+      return true;
+    }
+    if (e->base)
+      put_words(mask, e->base, W, write);
+    else if (write)
+      std::memset(mask, 0, size_t(W) * 4);
+    for (int32_t t : e->ids) mask[t >> 5] |= 1u << (t & 31);
+    return e->base || !e->ids.empty();
+  }
+  // Not cached (the mask depends on the stack: out/base hold it without a limit), or over the budget.
+  if (!(e == nullptr && limit >= kInfCost - 1)) {
+    out.clear();
+    collect({cfg}, false, limit, out, base);
+  }
+  if (base.n)
+    put_words(mask, base.sets[0], W, write);
+  else if (write)
+    std::memset(mask, 0, size_t(W) * 4);
+  for (int k = 1; k < base.n; ++k) put_words(mask, base.sets[k], W, false);
+  for (const auto& [t, c] : out) mask[t >> 5] |= 1u << (t & 31);
+  return base.n || !out.empty();
+}
+
 void Matcher::fill_mask(uint32_t* mask) {
   const TokenIndex* idxp = g_->index();
   if (!idxp) throw MatcherError("this grammar was compiled without a vocabulary");
@@ -650,32 +864,18 @@ void Matcher::fill_mask(uint32_t* mask) {
   const std::vector<Config>& cur = history_.back().cfgs;
   bool accepting = configs_accepting(a, cur);
   bool first = idx.add_prefix_space() && num_tokens() == 0;
-  Out& out = out_scratch_;  // reused: no reallocation per call
-  out.clear();
-  Base base;
-  bool have_unlimited = false;  // out/base already hold the mask without a budget limit
-  if (!first && cur.size() == 1) {
-    const MaskEntry* e = cached_entry(cur[0], out, base);
-    have_unlimited = e == nullptr;
-    uint64_t stack_cost = arena_.node(cur[0].stack).cost;
-    if (e && e->max_cost + stack_cost <= limit) {
-      if (!e->bits.empty()) {
-        std::memcpy(mask, e->bits.data(), size_t(W) * 4);
-      } else {
-        if (e->base)
-          std::memcpy(mask, e->base, size_t(W) * 4);
-        else
-          std::memset(mask, 0, size_t(W) * 4);
-        for (int32_t t : e->ids) mask[t >> 5] |= 1u << (t & 31);
-      }
+  if (!first && !cur.empty() && cur.size() <= kMaxSplitConfigs) {
+    bool any = false;
+    for (size_t i = 0; i < cur.size(); ++i) any |= config_mask(cur[i], limit, mask, i == 0);
+    if (any || accepting || limit >= kInfCost - 1) {
       if (accepting) set_stops();
       return;
     }
   }
-  if (!(have_unlimited && limit >= kInfCost - 1)) {
-    out.clear();
-    collect(cur, first, limit, out, base);
-  }
+  Out& out = out_scratch_;
+  out.clear();
+  Base base;
+  collect(cur, first, limit, out, base);
   if (out.empty() && base.n == 0 && !accepting && limit < kInfCost - 1) {
     // No token keeps a completion within the budget by our (one token per byte) bound: fall back to
     // the tokens that get closest to completion, so the output still heads for the shortest ending.
@@ -705,6 +905,21 @@ void Matcher::fill_mask(uint32_t* mask) {
     for (int32_t w = 0; w < W; ++w) mask[w] |= base.sets[k][w];
   for (const auto& [t, c] : out) mask[t >> 5] |= 1u << (t & 31);
   if (accepting) set_stops();
+}
+
+std::string Matcher::mask_path() const {
+  std::string out;
+  for (const Config& c : history_.back().cfgs) {
+    int32_t l = 0;
+    if (!out.empty()) out += " + ";
+    if (g_->open_string(c.d, &l))
+      out += "open string";
+    else if (g_->string_body(c.d, &l))
+      out += "string";
+    else
+      out += "walk";
+  }
+  return out;
 }
 
 std::string Matcher::forced_bytes(size_t limit) const {

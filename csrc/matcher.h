@@ -45,6 +45,11 @@ class CompiledGrammar {
   int32_t structural_string_body(int32_t d, int32_t* lexer_state) const;
   // string_body by the bisimulation walk alone (tests compare the two).
   int32_t string_body_bisim(int32_t d, int32_t* lexer_state) const;
+  // If `d` lies inside an open string (GrammarIR::open_strings) at string lexer state `*lexer_state`:
+  // then every token that stays inside the string from that lexer state is allowed, and the tokens that
+  // close it are exactly those of the lexer state's closers that `d` accepts. Returns an upper bound on
+  // the cost after an inside token (relative to d's rule, at least 1), or 0 when this does not apply.
+  uint32_t open_string(int32_t d, int32_t* lexer_state) const;
   const MaskEntry* publish_mask(int32_t d, std::unique_ptr<MaskEntry> e) const;
   // Masks inside a called rule that depend on the caller's return state (one frame) only.
   const MaskEntry* find_frame_mask(int32_t d, int32_t ret) const;
@@ -53,6 +58,19 @@ class CompiledGrammar {
 
  private:
   int32_t bisim_string_body(int32_t d, int32_t* lexer_state, bool record) const;
+  // Lexer state of each NFA state of an open string's copy, from its opening quote (kOutside before it,
+  // kAfter past the closing quote, 0 unreached); ok = false when a transition disagrees with the lexer.
+  struct OpenStringLabels {
+    static constexpr int32_t kOutside = -1, kAfter = -2;
+    bool ok = false;
+    std::vector<int32_t> label;  // by NFA state - copy.lo
+    uint32_t max_cost = 0;       // largest finite cost of an NFA state inside the string
+  };
+  const OpenStringLabels& open_string_labels(size_t copy) const;
+  OpenStringLabels label_open_string(const Nfa::OpenString& c) const;
+  // Every byte sequence the NFA states `others` accept from lexer state `l` stays a valid string body
+  // until it closes the string.
+  bool inside_string_only(const std::vector<int32_t>& others, int32_t l) const;
 
   std::shared_ptr<const TokenIndex> index_;
   std::shared_ptr<Automaton> automaton_;
@@ -62,6 +80,7 @@ class CompiledGrammar {
   mutable std::mutex mu_;
   mutable std::vector<std::unique_ptr<MaskEntry>> owned_;
   mutable std::unordered_map<uint64_t, const MaskEntry*> frame_masks_;
+  mutable std::vector<std::unique_ptr<OpenStringLabels>> open_labels_;  // by copy, on first use (mu_)
 };
 
 class Matcher {
@@ -87,6 +106,9 @@ class Matcher {
   // Fewest symbols needed to complete from here (bytes or special tokens).
   uint32_t min_cost_to_finish() const;
   const CompiledGrammar& grammar() const { return *g_; }
+  // How the next mask is computed, for tests: per configuration, "string" (a plain string body),
+  // "open string" or "walk" (the trie walk), joined by " + " (a union of their masks).
+  std::string mask_path() const;
 
  private:
   struct Step {
@@ -121,6 +143,10 @@ class Matcher {
   // from the token index, and walks only from where tokens leave the digits. Marks the digits it did.
   void digit_runs(Config start, uint32_t limit, Out& out, bool done[10]);
   const MaskEntry* cached_entry(Config cfg, Out& out, Base& base);
+  bool config_mask(Config cfg, uint32_t limit, uint32_t* mask, bool write);
+  // Up to this many configurations, a mask is the union of each one's (cached) mask; beyond, one walk
+  // steps them all together.
+  static constexpr size_t kMaxSplitConfigs = 16;
   uint32_t max_depth() const { return uint32_t(g_->limits().max_stack_depth); }
 
   std::shared_ptr<const CompiledGrammar> g_;

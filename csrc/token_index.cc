@@ -1,5 +1,7 @@
 #include "token_index.h"
 
+#include <map>
+
 #include <algorithm>
 #include <cstring>
 
@@ -101,6 +103,7 @@ TokenIndex::TokenIndex(std::vector<std::string> tokens, std::vector<uint8_t> spe
     if (!special_[i] && !tokens_[i].empty() && !stop_mask_[i]) entries.push_back({tokens_[i], int32_t(i)});
   trie_ = Trie(std::move(entries));
   build_string_lexeme();
+  build_closers();
   build_digit_runs();
 }
 
@@ -255,7 +258,20 @@ TokenIndex::TokenIndex(std::vector<std::string> tokens, std::vector<uint8_t> spe
   }
   if (r.pos != blob.size()) throw TokenizerError("token index cache: trailing bytes");
   build_openings();
+  build_closers();
   build_digit_runs();
+}
+
+// The tokens that close the string from each lexer state, whole: for states whose closing depends on
+// what came before (an open string such as "any key but these names"), a walk of these from the real
+// state decides them.
+void TokenIndex::build_closers() {
+  for (auto& e : str_.entries) {
+    std::vector<std::pair<std::string, int32_t>> entries;
+    for (int32_t id : e.exact_close) entries.push_back({tokens_[id], id});
+    for (int32_t id : e.suffixes.tok_ids) entries.push_back({tokens_[id], id});
+    e.closers = Trie(std::move(entries));
+  }
 }
 
 void TokenIndex::build_digit_runs() {
@@ -321,6 +337,27 @@ std::vector<int32_t> TokenIndex::lexer_states() {
     if (ok) str_.body_size = n;
     else str_.body_sets.clear();
   }
+  // The lazy DFA is not minimal (the boundary before the first character and after one are two states):
+  // canon[q] = the smallest state with the same behaviour (Moore's partition refinement).
+  const int32_t n = L.num_states();
+  std::vector<int32_t> cls(size_t(n), 0);
+  for (int32_t q = 1; q < n; ++q) cls[size_t(q)] = L.state(q).final ? 1 : 2;
+  for (size_t classes = 0;;) {
+    std::map<std::vector<int32_t>, int32_t> sig;
+    std::vector<int32_t> next(size_t(n), 0);
+    for (int32_t q = 1; q < n; ++q) {
+      std::vector<int32_t> k{cls[size_t(q)]};
+      for (int b = 0; b < 256; ++b) k.push_back(cls[size_t(L.step_byte(q, uint8_t(b)))]);
+      next[size_t(q)] = sig.emplace(std::move(k), int32_t(sig.size()) + 1).first->second;
+    }
+    cls.swap(next);
+    if (sig.size() == classes) break;
+    classes = sig.size();
+  }
+  str_.canon.assign(size_t(n), 0);
+  for (int32_t q = n - 1; q >= 1; --q)
+    for (int32_t r = 1; r <= q; ++r)
+      if (cls[size_t(r)] == cls[size_t(q)]) { str_.canon[size_t(q)] = r; break; }
   return states;
 }
 
@@ -412,7 +449,8 @@ void TokenIndex::build_openings() {
 
 size_t TokenIndex::memory_bytes() const {
   size_t b = trie_.memory_bytes();
-  for (const auto& e : str_.entries) b += e.suffixes.memory_bytes() + e.inside.size() * 4 + e.exact_close.size() * 4;
+  for (const auto& e : str_.entries)
+    b += e.suffixes.memory_bytes() + e.closers.memory_bytes() + e.inside.size() * 4 + e.exact_close.size() * 4;
   for (const auto& t : tokens_) b += t.size() + sizeof(std::string);
   b += special_.size() + stop_mask_.size();
   b += size_t(StringLexemeIndex::kExtraBuckets) * size_t(words()) * 4;

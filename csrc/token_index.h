@@ -49,12 +49,14 @@ struct StringLexemeIndex {
     std::vector<uint32_t> inside;      // bitset: tokens that stay inside the string
     std::vector<int32_t> exact_close;  // tokens whose last byte is the closing quote
     Trie suffixes;                     // tokens that close the string and continue, keyed by the rest
+    Trie closers;                      // every closing token (exact close or continuing), whole bytes
     uint8_t live[32] = {0};            // bytes with a transition from this state (for matching states)
     uint32_t cost = 0;                 // symbols to close the string from here
     int32_t max_extra = 0;             // largest extra cost over inside tokens' end states
   };
   std::unique_ptr<Automaton> lexer;  // the canonical string-body automaton (states 1..n, 0 dead)
   std::vector<Entry> entries;        // by lexer state; entries[0] unused
+  std::vector<int32_t> canon;        // lexer state -> the smallest equivalent one (0: dead)
   // For the start state only: inside tokens bucketed by how many more symbols than at a character
   // boundary they leave to close the string (budget-aware masks).
   std::vector<uint32_t> start_inside_by_extra[kExtraBuckets];
@@ -134,6 +136,7 @@ class TokenIndex {
   void build_string_lexeme();
   void build_openings();
   void build_digit_runs();
+  void build_closers();
   int32_t classify_in_string(int32_t id, size_t from, int32_t l, StringLexemeIndex::Entry& e,
                              std::vector<std::pair<std::string, int32_t>>& suffixes) const;
   std::vector<int32_t> lexer_states();

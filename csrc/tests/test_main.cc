@@ -459,6 +459,59 @@ void test_apply_bitmask() {
 
 }  // namespace
 
+void test_open_string_masks_match_walk() {
+  // "any key but \"ab\"" as an open string, then :1} ; also inlined beside the literal key "ab".
+  // The open-string path (inside sets + closers walk) must give exactly what accepting allows.
+  auto idx = small_vocab();
+  IR b;
+  const uint32_t A = 'a', B = 'b';
+  auto any = [&]() { return b.cp(0, 0x10FFFF, true); };
+  auto not1 = [&](uint32_t c) {
+    Expr e;
+    e.op = Op::Cp;
+    e.json = true;
+    e.ranges = {{0, c - 1}, {c + 1, 0x10FFFF}};
+    return b.add(e);
+  };
+  auto one = [&](uint32_t c) { return b.cp(c, c, true); };
+  // FIN: "" or "a"; DEV: [^a] | a [^b] | ab any; then any*
+  int32_t fin = b.alt({b.seq({}), one(A)});
+  int32_t dev = b.alt({not1(A), b.seq({one(A), not1(B)}), b.seq({one(A), one(B), any()})});
+  int32_t key = b.seq({b.lit("\""), b.alt({fin, b.seq({dev, b.rep(any(), 0, -1)})}), b.lit("\"")});
+  int32_t root = b.seq({b.lit("{"), b.alt({b.seq({b.lit("\"ab\":true")}), b.seq({b.ref(1), b.lit(":1")})}),
+                        b.lit("}")});
+  b.ir.rules = {root, key};
+  b.ir.open_strings = {1};
+  auto g = compile(b.ir, idx);
+  CHECK(g->automaton().nfa().open_strings.size() == 1);
+  const char* prefixes[] = {"{\"", "{\"a", "{\"ab", "{\"abc", "{\"x", "{\"\\", "{\"\\u00", "{\"\\u0061",
+                            "{\"\xC3", "{\"a\xC3\xA9", "{\"\\uD83D"};
+  int open = 0;
+  for (const char* p : prefixes) {
+    Matcher m(g);
+    CHECK(m.accept_bytes(p));
+    open += m.mask_path().find("open string") != std::string::npos;
+    auto a = allowed(m, *idx);
+    std::vector<int32_t> expect;
+    for (int32_t t = 0; t < idx->n_tokens(); ++t) {
+      Matcher probe(m);
+      if (!idx->is_special(t) && probe.accept_bytes(idx->token(t))) expect.push_back(t);
+    }
+    CHECK(a == expect);
+  }
+  CHECK(open == int(sizeof(prefixes) / sizeof(prefixes[0])));
+  // A rule flagged open that is no JSON string is ignored (its labels disagree with the lexer).
+  IR c;
+  c.ir.rules = {c.seq({c.lit("["), c.ref(1), c.lit("]")}), c.lit("12")};
+  c.ir.open_strings = {1};
+  auto g2 = compile(c.ir, idx);
+  Matcher m2(g2);
+  CHECK(m2.accept_bytes("["));
+  CHECK(m2.mask_path() == "walk");
+  CHECK(m2.accept_bytes("1"));
+  CHECK(m2.mask_path() == "walk");
+}
+
 int main() {
   test_literals_and_json_strings();
   test_codepoint_ranges();
@@ -468,6 +521,7 @@ int main() {
   test_string_states_have_a_probe_byte();
   test_structural_string_body_matches_bisimulation();
   test_digit_runs_match_walk();
+  test_open_string_masks_match_walk();
   test_budget();
   test_threads();
   test_apply_bitmask();

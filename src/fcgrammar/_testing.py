@@ -8,7 +8,8 @@ from .grammar import Grammar
 def compile_bytes(grammar: Grammar):
     """A compiled grammar without vocabulary: only byte-level matching is available."""
     grammar.check()
-    return _core.compile(None, list(grammar.rules), list(grammar.names), sorted(grammar.calls))
+    return _core.compile(None, list(grammar.rules), list(grammar.names), sorted(grammar.calls),
+                         open_strings=sorted(grammar.open_strings))
 
 
 def accepts(grammar, data) -> bool:

@@ -159,7 +159,7 @@ class Compiler:
         grammar.check()
         stops = [int(s) for s in stop_ids] if stop_ids else []
         core = _core.compile(self._index, list(grammar.rules), list(grammar.names), sorted(grammar.calls),
-                             *self._limits, stops)
+                             *self._limits, stops, sorted(grammar.open_strings))
         return CompiledGrammar(core, self.vocab, grammar)
 
     def compile_tools(self, tools=None, format=None, tool_choice=None, parallel_tool_calls: bool = True, *,
@@ -193,7 +193,7 @@ class Compiler:
                                           reasoning=reasoning)
         grammar.check()
         core = _core.compile(self._index, list(grammar.rules), list(grammar.names), sorted(grammar.calls),
-                             *self._limits, [int(x) for x in stops])
+                             *self._limits, [int(x) for x in stops], sorted(grammar.open_strings))
         return CompiledGrammar(core, self.vocab, grammar, turn)
 
     def compile_json_schema(self, schema, **options) -> CompiledGrammar:

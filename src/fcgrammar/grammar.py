@@ -142,23 +142,33 @@ def char_set(chars: str) -> Ranges:
 class Grammar:
     """A list of named rules; rule 0 is the start rule."""
 
-    __slots__ = ("rules", "names", "calls")
+    __slots__ = ("rules", "names", "calls", "open_strings")
 
     def __init__(self) -> None:
         self.rules: List[Optional[Expr]] = []
         self.names: List[str] = []
         self.calls: set = set()
+        self.open_strings: set = set()
 
-    def add_rule(self, name: str, body: Optional[Expr] = None, *, call: bool = False) -> int:
+    def add_rule(self, name: str, body: Optional[Expr] = None, *, call: bool = False,
+                 open_string: bool = False) -> int:
         """Reserve a rule (body may be set later, for recursion) and return its index.
 
         Rules are inlined at every use unless they are recursive; ``call=True`` makes the engine build the
         rule once and call it (with a return stack) instead, for large subexpressions used from many places.
+
+        ``open_string=True`` declares the rule an *open string*: a JSON string, quotes included, in which
+        every valid prefix of the body can still be completed to a member ("any key but these names").
+        The engine then takes the tokens that stay inside the string from a precomputed set instead of
+        walking the vocabulary. The caller vouches for the property; the engine checks the rest and
+        ignores the flag where the rule's automaton is not a JSON string.
         """
         self.rules.append(body)
         self.names.append(name)
         if call:
             self.calls.add(len(self.rules) - 1)
+        if open_string:
+            self.open_strings.add(len(self.rules) - 1)
         return len(self.rules) - 1
 
     def set_rule(self, index: int, body: Expr) -> None:

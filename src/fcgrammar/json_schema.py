@@ -172,6 +172,12 @@ def _alt(*items) -> Expr:
 
 
 _EXCL_REST = (REP, (CP, _rx.UNIVERSE, True), 0, -1)
+# Keys are compared as decoded strings. Names made of BMP characters only are excluded over every code
+# point, lone surrogate escapes included, exactly as a plain string accepts them: then the tail after the
+# deviation is the plain string body, and every prefix of a key can still be completed (an open string).
+# A name with a supplementary character (or a surrogate) would be written as a surrogate pair that must
+# not read as two lone escapes, so those exclusions keep to the code points outside the surrogates.
+_ANY_CP_JSON = (CP, ANY_CODEPOINT, True)
 _EXCL1: Dict[int, Expr] = {}
 _EXCL_CACHE: Dict[tuple, Expr] = {}
 
@@ -227,12 +233,12 @@ def _expr_size(e: Expr, memo: dict) -> int:
     return n
 
 
-def _excl_one(c: int) -> Expr:
-    """one code point other than c"""
-    e = _EXCL1.get(c)
+def _excl_one(c: int, full: bool) -> Expr:
+    """one code point other than c (any code point, or none of the surrogates)"""
+    e = _EXCL1.get((c, full))
     if e is None:
-        cp_ = (CP, _rx.complement(((c, c),)), True)
-        e = _EXCL1[c] = _known_size(cp_, _cp_size(cp_))
+        cp_ = (CP, _rx.complement(((c, c),), ANY_CODEPOINT if full else _rx.UNIVERSE), True)
+        e = _EXCL1[(c, full)] = _known_size(cp_, _cp_size(cp_))
     return e
 
 
@@ -276,20 +282,20 @@ def _excl_fin(names: List[str], i: int) -> Expr:
     return _known_size(parts[0] if len(parts) == 1 else (ALT, tuple(parts)), size)
 
 
-def _excl_dev(names: List[str], i: int) -> Expr:
+def _excl_dev(names: List[str], i: int, full: bool) -> Expr:
     """the shortest strings (beyond names[*][:i]) that leave every name: a prefix, then a code point no
     name continues with. Anything may follow them."""
     if len(names) == 1:
         sfx = names[0][i:]
-        key = ("d", sfx)
+        key = ("d", sfx, full)
         e = _EXCL_SUFFIX.get(key)
         if e is None:
             if not sfx:
-                e = _ANY1
+                e = _ANY_CP_JSON if full else _ANY1
             else:
                 c = ord(sfx[0])
-                nxt = _excl_dev(names, i + 1)
-                e = (ALT, (_excl_one(c), (SEQ, (_cpj(c), nxt))))
+                nxt = _excl_dev(names, i + 1, full)
+                e = (ALT, (_excl_one(c, full), (SEQ, (_cpj(c), nxt))))
                 e = _known_size(e, 2 + _size_of(e[1][0]) + 13 + _size_of(nxt))
             if len(_EXCL_SUFFIX) > 200_000:
                 _EXCL_SUFFIX.clear()
@@ -300,17 +306,22 @@ def _excl_dev(names: List[str], i: int) -> Expr:
         if len(nm) > i:
             groups.setdefault(ord(nm[i]), []).append(nm)
     parts = []
-    others = _rx.complement(tuple((c, c) for c in groups))
+    others = _rx.complement(tuple((c, c) for c in groups), ANY_CODEPOINT if full else _rx.UNIVERSE)
     size = 2
     if others:
         cp_ = (CP, others, True)
         parts.append(cp_)
         size += _cp_size(cp_)
     for c, grp in groups.items():
-        sub = _excl_dev(grp, i + 1)
+        sub = _excl_dev(grp, i + 1, full)
         parts.append((SEQ, (_cpj(c), sub)))
         size += 14 + _size_of(sub)
     return _known_size(parts[0] if len(parts) == 1 else (ALT, tuple(parts)), size)
+
+
+def open_key_names(names) -> bool:
+    """Whether key_excluding(names) is an open string: every prefix of a key can still be completed."""
+    return all(ord(ch) < 0xD800 or 0xE000 <= ord(ch) <= 0xFFFF for nm in names for ch in nm)
 
 
 def key_excluding(names) -> Expr:
@@ -322,11 +333,13 @@ def key_excluding(names) -> Expr:
     e = _EXCL_CACHE.get(key)
     if e is None:
         srt = sorted(set(names))
+        full = open_key_names(srt)
+        rest = STRING_BODY_ANY if full else _EXCL_REST
         fin = _excl_fin(srt, 0)
-        dev = _excl_dev(srt, 0)
-        tail = (SEQ, (dev, _EXCL_REST))
+        dev = _excl_dev(srt, 0, full)
+        tail = (SEQ, (dev, rest))
         body = _alt(fin, tail) if fin != NOTHING else tail
-        e = _known_size((SEQ, (_Q, body, _Q)), 6 + _size_of(fin) + _size_of(dev) + _size_of(_EXCL_REST))
+        e = _known_size((SEQ, (_Q, body, _Q)), 6 + _size_of(fin) + _size_of(dev) + _size_of(rest))
         if len(_EXCL_CACHE) > 4096:
             _EXCL_CACHE.clear()
         _EXCL_CACHE[key] = e
@@ -963,6 +976,7 @@ class _Compiler:
         self._any_arr: Optional[Expr] = None
         self._keep: List[Any] = []  # synthetic schemas (kept alive: their id() is used as a key)
         self._sizes: Dict[int, tuple] = {}  # size estimates of this compilation's expressions
+        self._open_keys: Dict[tuple, Expr] = {}  # declared names -> ref of the "any other key" rule
         if syntax not in ("json", "python"):
             raise ValueError(f"syntax must be 'json' or 'python', not {syntax!r}")
         if kwargs and syntax != "python":
@@ -1750,7 +1764,20 @@ class _Compiler:
         return self.emit_node(m)
 
     def _key_excluding(self, names: List[str]) -> Expr:
-        return key_excluding(names)
+        """Any key but the declared names, as an open-string rule: every prefix of a key can still be
+        completed to a key that is none of them (add a character), so the engine takes the tokens that
+        stay inside it from its precomputed string sets and walks only the tokens that close it."""
+        if not names:
+            return key_excluding(names)  # a plain string: the engine knows its states already
+        key = tuple(names)
+        r = self._open_keys.get(key)
+        if r is None:
+            body = key_excluding(names)
+            label = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+            r = ref(self.g.add_rule(f"key not in ({label})", body, open_string=open_key_names(names)))
+            self._sizes[id(r)] = (self.size(body), r)
+            self._open_keys[key] = r
+        return r
 
     def _kw_key(self, pn: Optional[_Node], declared: List[str], ptr: str) -> Expr:
         """kwargs=True: the names of additional keyword arguments (ASCII identifiers, not declared)"""
@@ -2707,6 +2734,7 @@ class _PyRewriter:
         for i, body in enumerate(g.rules):
             if body is not None:
                 g.rules[i] = self.value(body)
+        g.open_strings.clear()  # Python string literals are not JSON strings
 
 
 # ========================================================================================= entry

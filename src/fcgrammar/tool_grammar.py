@@ -202,6 +202,8 @@ def _import_grammar(dst: Grammar, src: Grammar) -> Expr:
         dst.rules[base + i] = shift(body)
     for c in src.calls:
         dst.calls.add(base + c)
+    for c in src.open_strings:
+        dst.open_strings.add(base + c)
     return (REF, base)
 
 
