@@ -53,6 +53,9 @@ class Automaton {
   int32_t symbol_class(Symbol s) const { return sym_class_[s]; }
   const uint16_t* byte_classes() const { return sym_class_.data(); }
   int32_t num_classes() const { return num_classes_; }
+  // The first symbol after `s` in another class than s (num_symbols() at the end): a symbol range is
+  // walked one run of a class at a time.
+  int32_t run_next(Symbol s) const { return run_next_[size_t(s)]; }
   int32_t num_symbols() const { return int32_t(sym_class_.size()); }
   // The bytes (symbols below 256) of a class.
   Span<uint8_t> class_bytes(int32_t c) const {

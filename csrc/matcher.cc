@@ -247,12 +247,8 @@ CompiledGrammar::OpenStringLabels CompiledGrammar::label_open_string(const Nfa::
     const int32_t* lrow = L.row(x);
     for (const NfaEdge& e : nfa.edges_of(s)) {
       if (e.hi >= kNumBytes) return out;
-      int32_t last = -1;
-      for (Symbol b = e.lo; b <= e.hi; ++b) {
-        const int32_t k = L.symbol_class(b);
-        if (k == last) continue;  // same lexer class as the previous byte: same target
-        last = k;
-        int32_t y = str.canon[size_t(lrow[k])];
+      for (Symbol b = e.lo; b <= e.hi; b = L.run_next(b)) {  // one step per run of a lexer class
+        int32_t y = str.canon[size_t(lrow[L.symbol_class(b)])];
         if (y == kDead) return out;
         if (!give(e.to, L.state(y).final ? L_::kAfter : y)) return out;
       }
@@ -295,12 +291,8 @@ bool CompiledGrammar::inside_string_only(const std::vector<int32_t>& others, int
     const int32_t* lrow = L.row(x);
     for (const NfaEdge& e : nfa.edges_of(s)) {
       if (e.hi >= kNumBytes) return false;
-      int32_t last = -1;
-      for (Symbol b = e.lo; b <= e.hi; ++b) {
-        const int32_t k = L.symbol_class(b);
-        if (k == last) continue;
-        last = k;
-        int32_t y = str.canon[size_t(lrow[k])];
+      for (Symbol b = e.lo; b <= e.hi; b = L.run_next(b)) {  // one step per run of a lexer class
+        int32_t y = str.canon[size_t(lrow[L.symbol_class(b)])];
         if (y == kDead) return false;
         if (!L.state(y).final) push(e.to, y);
       }
