@@ -1,6 +1,8 @@
 #include "matcher.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <thread>
 #include <unordered_set>
@@ -943,22 +945,38 @@ std::string Matcher::forced_bytes(size_t limit) const {
 
 void batch_fill(const std::vector<Matcher*>& ms, uint32_t* bitmask, int64_t row_stride,
                 const std::vector<int32_t>& rows, int32_t threads) {
-  size_t n = ms.size();
+  const size_t n = ms.size();
   if (threads <= 1 || n <= 1) {
     for (size_t i = 0; i < n; ++i) ms[i]->fill_mask(bitmask + rows[i] * row_stride);
     return;
   }
-  size_t T = std::min<size_t>(size_t(threads), n);
-  std::vector<std::thread> pool;
+  // The calling thread starts alone and takes rows from a shared counter; helper threads join only once
+  // the rows prove slow (cold masks), since starting a thread costs tens of µs and a warm mask a few.
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  const size_t T = std::min<size_t>(size_t(threads), n);
   std::vector<std::exception_ptr> errors(T);
-  for (size_t t = 0; t < T; ++t)
-    pool.emplace_back([&, t]() {
-      try {
-        for (size_t i = t; i < n; i += T) ms[i]->fill_mask(bitmask + rows[i] * row_stride);
-      } catch (...) {
-        errors[t] = std::current_exception();
-      }
-    });
+  auto work = [&](size_t t) {
+    try {
+      for (size_t i; !failed.load(std::memory_order_relaxed) && (i = next.fetch_add(1)) < n;)
+        ms[i]->fill_mask(bitmask + rows[i] * row_stride);
+    } catch (...) {
+      errors[t] = std::current_exception();
+      failed.store(true);
+    }
+  };
+  std::vector<std::thread> pool;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    for (size_t i; !failed.load(std::memory_order_relaxed) && (i = next.fetch_add(1)) < n;) {
+      ms[i]->fill_mask(bitmask + rows[i] * row_stride);
+      if (pool.empty() && next.load() + 1 < n && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(50))
+        for (size_t t = 1; t < T; ++t) pool.emplace_back(work, t);
+    }
+  } catch (...) {
+    errors[0] = std::current_exception();
+    failed.store(true);
+  }
   for (auto& th : pool) th.join();
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
