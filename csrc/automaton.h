@@ -32,6 +32,9 @@ struct DState {
   std::atomic<void*> mask{nullptr};   // cached token mask for this state with an empty stack
   std::atomic<int64_t> lexeme{-1};    // -1 unknown, 0 none, else (string lexer state << 32) | exit state
   std::atomic<int64_t> open{-1};      // -1 unknown, 0 none, else (string lexer state << 32) | cost bound
+  // The bytes this state loops on, in Trie::below's layout (valid once loop_known is set).
+  std::atomic<bool> loop_known{false};
+  uint64_t loop[2] = {0, 0};
 };
 
 class Automaton {

@@ -484,6 +484,7 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
   const uint32_t* child_off = trie.child_off.data();
   const uint8_t* child_byte = trie.child_byte.data();
   const uint32_t* child_node = trie.child_node.data();
+  const int32_t e_cls = a.symbol_class('e');
   // Frames live in a member vector shared with nested walks (the opening shortcut walks another trie
   // from inside this one): they are addressed by index, and each walk pops back to where it started.
   auto& fs = frames_;
@@ -510,7 +511,22 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
     if (t0 != t1 && c <= limit)
       for (uint32_t t = t0; t < t1; ++t) out.push_back({trie.tok_ids[t], c});
     if (opening && trie.nodes[i].byte == '"' && opening_shortcut(int32_t(i), {{q, start.stack}}, limit, out)) return;
-    if (child_off[i] != child_off[i + 1]) fs.push_back({child_off[i], child_off[i + 1], a.row(q)});
+    if (child_off[i] == child_off[i + 1]) return;
+    const int32_t* row = a.row(q);
+    // A state that loops on every byte below this node (free text, a character-class run) allows the
+    // whole subtree and stays where it is: take its tokens without visiting its nodes. States that do
+    // not even loop on 'e' are not checked.
+    if (row[e_cls] == q) {
+      const uint64_t* lp = loop_bytes(a, q, row);
+      const uint64_t* bl = &trie.below[2 * size_t(i)];
+      if (!(bl[0] & ~lp[0]) && !(bl[1] & ~lp[1])) {
+        if (c <= limit)
+          for (uint32_t t = trie.tok_off[i + 1], e = trie.tok_off[trie.nodes[i].end]; t < e; ++t)
+            out.push_back({trie.tok_ids[t], c});
+        return;
+      }
+    }
+    fs.push_back({child_off[i], child_off[i + 1], row});
   };
   if (include_self) {
     int32_t q = a.step_byte(start.d, trie.nodes[node].byte);
@@ -532,6 +548,27 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
     fs[k].next = j + 1;
     enter(child_node[j], q);
   }
+}
+
+// The bytes state q loops on (row: its transition row), in Trie::below's layout; computed once per state.
+const uint64_t* Matcher::loop_bytes(const Automaton& a, int32_t q, const int32_t* row) {
+  DState& st = a.state_mut(q);
+  if (!st.loop_known.load(std::memory_order_acquire)) {
+    uint64_t lp[2] = {0, 0};
+    for (int b = 1; b < 128; ++b)
+      if (row[a.symbol_class(Symbol(b))] == q) lp[b >> 6] |= uint64_t(1) << (b & 63);
+    bool high = row[a.symbol_class(0)] == q;
+    for (int b = 0x80; high && b < 0x100; ++b) high = row[a.symbol_class(Symbol(b))] == q;
+    if (high) lp[0] |= 1;
+    // Concurrent writers compute the same value; readers wait for the flag.
+    std::lock_guard<std::mutex> lock(loop_mu());
+    if (!st.loop_known.load(std::memory_order_relaxed)) {
+      st.loop[0] = lp[0];
+      st.loop[1] = lp[1];
+      st.loop_known.store(true, std::memory_order_release);
+    }
+  }
+  return st.loop;
 }
 
 void Matcher::walk(const Trie& trie, uint32_t node, bool include_self, const std::vector<Config>& start,

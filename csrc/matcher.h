@@ -121,6 +121,11 @@ class Matcher {
   void walk(const Trie& trie, uint32_t node, bool include_self, const std::vector<Config>& start, uint32_t limit,
             Out& out);
   void walk_dfa(const Trie& trie, uint32_t node, bool include_self, Config start, uint32_t limit, Out& out);
+  static const uint64_t* loop_bytes(const Automaton& a, int32_t q, const int32_t* row);
+  static std::mutex& loop_mu() {
+    static std::mutex mu;
+    return mu;
+  }
   void walk_configs(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, const std::vector<Config>& start,
                     uint32_t limit, Out& out);
   // Shallowest stack depth a walk reached (how far below the current rule it looked).

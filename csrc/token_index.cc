@@ -64,6 +64,19 @@ void Trie::index_children() {
     }
   }
   child_off[n] = uint32_t(child_node.size());
+  // The bytes below each node, children first (they come later in DFS order).
+  below.assign(2 * n, 0);
+  for (size_t i = n; i-- > 0;)
+    for (uint32_t k = child_off[i]; k < child_off[i + 1]; ++k) {
+      const uint32_t c = child_node[k];
+      const uint8_t b = child_byte[k];
+      below[2 * i] |= below[2 * c];
+      below[2 * i + 1] |= below[2 * c + 1];
+      if (b == 0 || b >= 0x80)
+        below[2 * i] |= 1;
+      else
+        below[2 * i + (b >> 6)] |= uint64_t(1) << (b & 63);
+    }
 }
 
 GrammarIR string_body_ir() {

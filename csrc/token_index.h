@@ -34,10 +34,14 @@ class Trie {
   std::vector<uint32_t> child_off;
   std::vector<uint8_t> child_byte;
   std::vector<uint32_t> child_node;
+  // The bytes that occur strictly below node i: below[2i] bits 1-63 for bytes 1-63, below[2i+1] for
+  // bytes 64-127, and bit 0 of below[2i] for NUL or any byte >= 0x80. A walk in a state that loops on
+  // all of them takes the whole subtree without visiting it. Also derived by index_children.
+  std::vector<uint64_t> below;
   void index_children();
   size_t memory_bytes() const {
     return nodes.size() * sizeof(Node) + tok_off.size() * 4 + tok_ids.size() * 4 + child_off.size() * 4 +
-           child_byte.size() + child_node.size() * 4;
+           child_byte.size() + child_node.size() * 4 + below.size() * 8;
   }
 };
 

@@ -512,6 +512,38 @@ void test_open_string_masks_match_walk() {
   CHECK(m2.mask_path() == "walk");
 }
 
+void test_loop_skip_matches_walk() {
+  // Free text without '<', then "<end>": the text state loops on nearly every byte, so the walk takes
+  // whole subtrees without visiting them. Masks must equal what accepting allows, in and out of text.
+  auto idx = small_vocab();
+  IR b;
+  Expr t;
+  t.op = Op::Cp;
+  t.ranges = {{0, '<' - 1}, {'<' + 1, 0x10FFFF}};
+  int32_t text = b.rep(b.add(t), 0, -1);
+  b.ir.rules = {b.seq({b.lit("{"), text, b.lit("<end>")})};
+  auto g = compile(b.ir, idx);
+  const char* prefixes[] = {"{", "{ab", "{\xC3", "{\xC3\xA9", "{<", "{<e", "{a<en"};
+  for (const char* p : prefixes) {
+    Matcher m(g);
+    CHECK(m.accept_bytes(p));
+    auto a = allowed(m, *idx);
+    std::vector<int32_t> expect;
+    for (int32_t tk = 0; tk < idx->n_tokens(); ++tk) {
+      Matcher probe(m);
+      if (!idx->is_special(tk) && probe.accept_bytes(idx->token(tk))) expect.push_back(tk);
+    }
+    std::sort(a.begin(), a.end());
+    CHECK(a == expect);
+  }
+  // The trie records the bytes below each node.
+  const Trie& tr = idx->trie();
+  int32_t a_node = tr.root_child[uint8_t('a')];
+  CHECK(a_node > 0);
+  CHECK((tr.below[2 * size_t(a_node) + 1] >> ('b' - 64)) & 1);   // "ab", "abc" below 'a'
+  CHECK(!((tr.below[2 * size_t(a_node) + 1] >> ('z' - 64)) & 1));
+}
+
 int main() {
   test_literals_and_json_strings();
   test_codepoint_ranges();
@@ -522,6 +554,7 @@ int main() {
   test_structural_string_body_matches_bisimulation();
   test_digit_runs_match_walk();
   test_open_string_masks_match_walk();
+  test_loop_skip_matches_walk();
   test_budget();
   test_threads();
   test_apply_bitmask();
