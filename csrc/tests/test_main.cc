@@ -117,6 +117,16 @@ std::vector<int32_t> allowed(Matcher& m, const TokenIndex& idx) {
   return out;
 }
 
+// The reference mask: the tokens (not special) that `m` accepts, each tried on a copy.
+std::vector<int32_t> accepted(const Matcher& m, const TokenIndex& idx) {
+  std::vector<int32_t> out;
+  for (int32_t t = 0; t < idx.n_tokens(); ++t) {
+    Matcher probe(m);
+    if (!idx.is_special(t) && probe.accept_bytes(idx.token(t))) out.push_back(t);
+  }
+  return out;
+}
+
 void test_literals_and_json_strings() {
   IR b;
   int32_t body = b.rep(b.cp(0, 0x10FFFF, true), 0, -1);
@@ -223,13 +233,7 @@ void test_string_lexeme_mask_matches_walk() {
     Matcher m(g);
     CHECK(m.accept_bytes(p));
     auto a = allowed(m, *idx);
-    std::vector<int32_t> expect;
-    for (int32_t t = 0; t < idx->n_tokens(); ++t) {
-      if (idx->is_special(t)) continue;
-      Matcher probe(g);
-      probe.accept_bytes(p);
-      if (probe.accept_bytes(idx->token(t))) expect.push_back(t);
-    }
+    std::vector<int32_t> expect = accepted(m, *idx);
     CHECK(a == expect);
   }
 }
@@ -325,13 +329,7 @@ void test_structural_string_body_matches_bisimulation() {
       Matcher m(g);
       if (!m.accept_bytes(p)) continue;
       auto a = allowed(m, *idx);
-      std::vector<int32_t> expect;
-      for (int32_t t = 0; t < idx->n_tokens(); ++t) {
-        if (idx->is_special(t)) continue;
-        Matcher probe(g);
-        probe.accept_bytes(p);
-        if (probe.accept_bytes(idx->token(t))) expect.push_back(t);
-      }
+      std::vector<int32_t> expect = accepted(m, *idx);
       if (m.is_accepting()) expect.push_back(idx->stop_ids()[0]);
       std::sort(expect.begin(), expect.end());
       CHECK(a == expect);
@@ -366,13 +364,7 @@ void test_digit_runs_match_walk() {
     Matcher m(g);
     CHECK(m.accept_bytes(p));
     auto a = allowed(m, *idx);
-    std::vector<int32_t> expect;
-    for (int32_t t = 0; t < idx->n_tokens(); ++t) {
-      if (idx->is_special(t)) continue;
-      Matcher probe(g);
-      probe.accept_bytes(p);
-      if (probe.accept_bytes(idx->token(t))) expect.push_back(t);
-    }
+    std::vector<int32_t> expect = accepted(m, *idx);
     CHECK(a == expect);
     if (a != expect) std::fprintf(stderr, "  prefix %s\n", p);
     // Budget-aware masks through the shortcut: every allowed token keeps a completion within the budget.
@@ -492,12 +484,7 @@ void test_open_string_masks_match_walk() {
     CHECK(m.accept_bytes(p));
     open += m.mask_path().find("open string") != std::string::npos;
     auto a = allowed(m, *idx);
-    std::vector<int32_t> expect;
-    for (int32_t t = 0; t < idx->n_tokens(); ++t) {
-      Matcher probe(m);
-      if (!idx->is_special(t) && probe.accept_bytes(idx->token(t))) expect.push_back(t);
-    }
-    CHECK(a == expect);
+    CHECK(a == accepted(m, *idx));
   }
   CHECK(open == int(sizeof(prefixes) / sizeof(prefixes[0])));
   // A rule flagged open that is no JSON string is ignored (its labels disagree with the lexer).
@@ -528,13 +515,7 @@ void test_loop_skip_matches_walk() {
     Matcher m(g);
     CHECK(m.accept_bytes(p));
     auto a = allowed(m, *idx);
-    std::vector<int32_t> expect;
-    for (int32_t tk = 0; tk < idx->n_tokens(); ++tk) {
-      Matcher probe(m);
-      if (!idx->is_special(tk) && probe.accept_bytes(idx->token(tk))) expect.push_back(tk);
-    }
-    std::sort(a.begin(), a.end());
-    CHECK(a == expect);
+    CHECK(a == accepted(m, *idx));
   }
   // The trie records the bytes below each node.
   const Trie& tr = idx->trie();
