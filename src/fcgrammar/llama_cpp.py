@@ -29,6 +29,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import numpy as np
 
 from . import _integration_utils as _iu
+from ._core import apply_bitmask_f32 as _apply_f32
 from .compiler import CompiledGrammar
 from .errors import MatcherError, TokenizerError
 from .matcher import Matcher
@@ -36,6 +37,7 @@ from .matcher import Matcher
 __all__ = ["ChatHandler", "LogitsProcessor", "chat_handler", "register_chat_format", "vocabulary"]
 
 _PAD = re.compile(rb"^\[PAD(\d+)\]$")
+_NO_ROWS: List[int] = []
 
 
 # --------------------------------------------------------------------------------------------------- vocabulary
@@ -205,6 +207,11 @@ class LogitsProcessor:
 
 def _mask_numpy(scores: np.ndarray, row: np.ndarray) -> None:
     """scores[t] = -inf for every token the bitmask row does not allow (scores may be a strided view)."""
+    if scores.dtype == np.float32 and scores.ndim == 1 and scores.strides[0] == 4:
+        # llama-cpp-python's case (a contiguous float32 row): the engine's word-level apply, ~15 µs
+        # over 128k logits where unpacking the bits in numpy takes ~0.5 ms
+        _apply_f32(scores.reshape(1, -1), row.reshape(1, -1), _NO_ROWS)
+        return
     n = scores.shape[-1]
     bits = np.unpackbits(row.view(np.uint8), bitorder="little")
     if bits.shape[0] < n:
