@@ -354,13 +354,14 @@ def key_excluding(names) -> Expr:
 
 
 def _ptr(base: str, *tokens) -> str:
-    out = base
+    """JSON pointer of ``base`` extended by ``tokens`` (RFC 6901 escapes). Called for every schema node."""
     for t in tokens:
-        t = str(t)
-        if "~" in t or "/" in t:
+        if t.__class__ is not str:
+            t = str(t)
+        elif "~" in t or "/" in t:
             t = t.replace("~", "~0").replace("/", "~1")
-        out += "/" + t
-    return out
+        base = base + "/" + t
+    return base
 
 
 def _canon(v):
