@@ -124,6 +124,18 @@ void Automaton::compute_costs() {
   // large (deeply nested calls).
   std::vector<std::vector<int32_t>> buckets;
   constexpr uint32_t kMaxBuckets = 1u << 16;
+  // Relax the predecessors of `s` (settled at distance d): improve(from, new distance) for each one that
+  // gets closer; false as soon as improve does.
+  auto relax = [&](int32_t s, uint32_t d, auto&& improve) {
+    for (int32_t k = off[s]; k < off[s + 1]; ++k) {
+      const RevEdge& re = rev[k];
+      uint32_t w = re.callee == -1 ? 1 : re.callee == -2 ? 0 : minlen[re.callee];
+      if (w >= kInfCost) continue;
+      uint32_t nd = std::min<uint32_t>(kInfCost, d + w);
+      if (nd < nfa_cost_[re.from] && !improve(re.from, nd)) return false;
+    }
+    return true;
+  };
   auto dial = [&](int32_t rule) {
     int32_t fin = nfa_.call_final[rule];
     nfa_cost_[fin] = 0;
@@ -134,18 +146,13 @@ void Automaton::compute_costs() {
       for (size_t i = 0; i < buckets[d].size(); ++i) {
         int32_t s = buckets[d][i];
         if (nfa_cost_[s] != d || !ok) continue;
-        for (int32_t k = off[s]; k < off[s + 1]; ++k) {
-          const RevEdge& re = rev[k];
-          uint32_t w = re.callee == -1 ? 1 : re.callee == -2 ? 0 : minlen[re.callee];
-          if (w >= kInfCost) continue;
-          uint32_t nd = std::min<uint32_t>(kInfCost, d + w);
-          if (nd < nfa_cost_[re.from]) {
-            if (nd >= kMaxBuckets) { ok = false; break; }
-            nfa_cost_[re.from] = nd;
-            if (nd >= buckets.size()) buckets.resize(std::max<size_t>(size_t(nd) + 1, buckets.size() * 2));
-            buckets[nd].push_back(re.from);
-          }
-        }
+        ok = relax(s, d, [&](int32_t from, uint32_t nd) {
+          if (nd >= kMaxBuckets) return false;
+          nfa_cost_[from] = nd;
+          if (nd >= buckets.size()) buckets.resize(std::max<size_t>(size_t(nd) + 1, buckets.size() * 2));
+          buckets[nd].push_back(from);
+          return true;
+        });
       }
       buckets[d].clear();
     }
@@ -165,17 +172,12 @@ void Automaton::compute_costs() {
       auto [d, s] = heap.back();
       heap.pop_back();
       if (d != nfa_cost_[s]) continue;
-      for (int32_t k = off[s]; k < off[s + 1]; ++k) {
-        const RevEdge& re = rev[k];
-        uint32_t w = re.callee == -1 ? 1 : re.callee == -2 ? 0 : minlen[re.callee];
-        if (w >= kInfCost) continue;
-        uint32_t nd = std::min<uint32_t>(kInfCost, d + w);
-        if (nd < nfa_cost_[re.from]) {
-          nfa_cost_[re.from] = nd;
-          heap.push_back({nd, re.from});
-          std::push_heap(heap.begin(), heap.end(), std::greater<QE>());
-        }
-      }
+      relax(s, d, [&](int32_t from, uint32_t nd) {
+        nfa_cost_[from] = nd;
+        heap.push_back({nd, from});
+        std::push_heap(heap.begin(), heap.end(), std::greater<QE>());
+        return true;
+      });
     }
   };
   // Called rules: costs only decrease as callee lengths settle.

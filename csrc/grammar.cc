@@ -137,32 +137,26 @@ struct Builder {
   };
   std::map<std::tuple<std::vector<std::pair<uint32_t, uint32_t>>, bool, bool>, Fragment> fragments;
 
+  // (state, value) pairs -> CSR: values[off[s] .. off[s + 1]) are state s's, in input order.
+  template <class Raw, class Val, class Get>
+  static void to_csr(const std::vector<Raw>& raw, int32_t N, std::vector<int32_t>& off, std::vector<Val>& values,
+                     Get get) {
+    off.assign(size_t(N) + 1, 0);
+    for (const auto& r : raw) ++off[size_t(get(r).first) + 1];
+    for (int32_t i = 0; i < N; ++i) off[i + 1] += off[i];
+    values.resize(raw.size());
+    std::vector<int32_t> fill(off.begin(), off.end() - 1);
+    for (const auto& r : raw) {
+      auto sv = get(r);
+      values[size_t(fill[sv.first]++)] = sv.second;
+    }
+  }
+
   void finish() {
     int32_t N = nfa.num_states();
-    nfa.edge_off.assign(size_t(N) + 1, 0);
-    for (const auto& r : raw_edges) ++nfa.edge_off[size_t(r.from) + 1];
-    for (int32_t i = 0; i < N; ++i) nfa.edge_off[i + 1] += nfa.edge_off[i];
-    nfa.edges.resize(raw_edges.size());
-    {
-      std::vector<int32_t> fill(nfa.edge_off.begin(), nfa.edge_off.end() - 1);
-      for (const auto& r : raw_edges) nfa.edges[fill[r.from]++] = r.e;
-    }
-    nfa.eps_off.assign(size_t(N) + 1, 0);
-    for (const auto& r : raw_eps) ++nfa.eps_off[size_t(r.first) + 1];
-    for (int32_t i = 0; i < N; ++i) nfa.eps_off[i + 1] += nfa.eps_off[i];
-    nfa.eps.resize(raw_eps.size());
-    {
-      std::vector<int32_t> fill(nfa.eps_off.begin(), nfa.eps_off.end() - 1);
-      for (const auto& r : raw_eps) nfa.eps[fill[r.first]++] = r.second;
-    }
-    nfa.call_off.assign(size_t(N) + 1, 0);
-    for (const auto& r : raw_calls) ++nfa.call_off[size_t(r.first) + 1];
-    for (int32_t i = 0; i < N; ++i) nfa.call_off[i + 1] += nfa.call_off[i];
-    nfa.calls.resize(raw_calls.size());
-    {
-      std::vector<int32_t> fill(nfa.call_off.begin(), nfa.call_off.end() - 1);
-      for (const auto& r : raw_calls) nfa.calls[fill[r.first]++] = r.second;
-    }
+    to_csr(raw_edges, N, nfa.edge_off, nfa.edges, [](const RawEdge& r) { return std::make_pair(r.from, r.e); });
+    to_csr(raw_eps, N, nfa.eps_off, nfa.eps, [](const std::pair<int32_t, int32_t>& r) { return r; });
+    to_csr(raw_calls, N, nfa.call_off, nfa.calls, [](const std::pair<int32_t, NfaCall>& r) { return r; });
     std::vector<RawEdge>().swap(raw_edges);
     std::vector<std::pair<int32_t, int32_t>>().swap(raw_eps);
     std::vector<std::pair<int32_t, NfaCall>>().swap(raw_calls);

@@ -203,11 +203,33 @@ int32_t CompiledGrammar::structural_string_body(int32_t d, int32_t* lexer_state)
 // imply (any disagreement disables the copy), and NFA states of the DFA state outside any copy must
 // accept nothing but valid string bytes until the closing quote.
 
+namespace {
+// Every transition of NFA state `s` read at (canonical) string lexer state `x`: next(target, lexer state
+// after it, whether that closes the string), with the lexer state unchanged for epsilon moves. False when
+// `s` calls a rule, ends its rule, reads a special token or a byte the lexer rejects, or when `next`
+// returns false. A symbol range is stepped one run of a lexer class at a time.
+template <class Next>
+bool lexer_steps(const Nfa& nfa, const StringLexemeIndex& str, int32_t s, int32_t x, Next&& next) {
+  if (!nfa.calls_of(s).empty() || nfa.call_final[nfa.state_rule[s]] == s) return false;
+  for (int32_t t : nfa.eps_of(s))
+    if (!next(t, x, false)) return false;
+  const Automaton& L = *str.lexer;
+  const int32_t* lrow = L.row(x);
+  for (const NfaEdge& e : nfa.edges_of(s)) {
+    if (e.hi >= kNumBytes) return false;
+    for (Symbol b = e.lo; b <= e.hi; b = L.run_next(b)) {
+      const int32_t y = str.canon[size_t(lrow[L.symbol_class(b)])];
+      if (y == kDead || !next(e.to, y, L.state(y).final)) return false;
+    }
+  }
+  return true;
+}
+}  // namespace
+
 CompiledGrammar::OpenStringLabels CompiledGrammar::label_open_string(const Nfa::OpenString& c) const {
   using L_ = OpenStringLabels;
   const Nfa& nfa = automaton_->nfa();
   const auto& str = index_->string_lexeme();
-  const Automaton& L = *str.lexer;
   L_ out;
   out.label.assign(size_t(c.hi - c.lo), 0);
   std::vector<int32_t> todo;
@@ -239,22 +261,12 @@ CompiledGrammar::OpenStringLabels CompiledGrammar::label_open_string(const Nfa::
     int32_t s = todo.back();
     todo.pop_back();
     int32_t x = out.label[size_t(s - c.lo)];
-    if (!nfa.calls_of(s).empty() || nfa.call_final[nfa.state_rule[s]] == s) return out;
     if (x == L_::kOutside) {
-      if (!opening(s, false)) return out;
+      if (!nfa.calls_of(s).empty() || nfa.call_final[nfa.state_rule[s]] == s || !opening(s, false)) return out;
       continue;
     }
-    for (int32_t t : nfa.eps_of(s))
-      if (!give(t, x)) return out;
-    const int32_t* lrow = L.row(x);
-    for (const NfaEdge& e : nfa.edges_of(s)) {
-      if (e.hi >= kNumBytes) return out;
-      for (Symbol b = e.lo; b <= e.hi; b = L.run_next(b)) {  // one step per run of a lexer class
-        int32_t y = str.canon[size_t(lrow[L.symbol_class(b)])];
-        if (y == kDead) return out;
-        if (!give(e.to, L.state(y).final ? L_::kAfter : y)) return out;
-      }
-    }
+    if (!lexer_steps(nfa, str, s, x, [&](int32_t t, int32_t y, bool closes) { return give(t, closes ? L_::kAfter : y); }))
+      return out;
   }
   const Automaton& G = *automaton_;
   for (int32_t s = c.lo; s < c.hi; ++s) {
@@ -277,7 +289,6 @@ const CompiledGrammar::OpenStringLabels& CompiledGrammar::open_string_labels(siz
 bool CompiledGrammar::inside_string_only(const std::vector<int32_t>& others, int32_t l) const {
   const Nfa& nfa = automaton_->nfa();
   const auto& str = index_->string_lexeme();
-  const Automaton& L = *str.lexer;
   std::unordered_set<uint64_t> seen;
   std::vector<std::pair<int32_t, int32_t>> todo;
   auto push = [&](int32_t s, int32_t x) {
@@ -288,17 +299,11 @@ bool CompiledGrammar::inside_string_only(const std::vector<int32_t>& others, int
     auto [s, x] = todo.back();
     todo.pop_back();
     if (seen.size() > 4096) return false;
-    if (!nfa.calls_of(s).empty() || nfa.call_final[nfa.state_rule[s]] == s) return false;
-    for (int32_t t : nfa.eps_of(s)) push(t, x);
-    const int32_t* lrow = L.row(x);
-    for (const NfaEdge& e : nfa.edges_of(s)) {
-      if (e.hi >= kNumBytes) return false;
-      for (Symbol b = e.lo; b <= e.hi; b = L.run_next(b)) {  // one step per run of a lexer class
-        int32_t y = str.canon[size_t(lrow[L.symbol_class(b)])];
-        if (y == kDead) return false;
-        if (!L.state(y).final) push(e.to, y);
-      }
-    }
+    auto next = [&](int32_t t, int32_t y, bool closes) {
+      if (!closes) push(t, y);  // a closing quote: the closers walk decides those tokens
+      return true;
+    };
+    if (!lexer_steps(nfa, str, s, x, next)) return false;
   }
   return true;
 }
