@@ -1,6 +1,7 @@
 """A hand-written constrained decoding loop with fcgrammar (numpy only), three ways:
 
-1. plain: one mask per token (fill_next_token_bitmask -> apply_token_bitmask_inplace -> sample -> accept_token);
+1. plain: one mask per token (constrained_step: fill_next_token_bitmask -> apply_token_bitmask_inplace -> sample
+   -> accept_token);
 2. jump-forward: tokens the grammar forces are appended without asking the model (forced_tokens);
 3. speculative decoding: a cheap draft model proposes k tokens, the grammar checks them (validate_tokens), the
    target model scores all positions in one pass with one mask per position (accept_tokens ... rollback),
@@ -79,6 +80,15 @@ def sample(logits: np.ndarray, rng: Optional[np.random.Generator], temperature: 
 
 
 # ---------------------------------------------------------------------------------------------- decoders
+def constrained_step(m, bitmask: np.ndarray, logits: np.ndarray, rng) -> int:
+    """One masked decoding step: fill the mask, apply it to the logits, sample, accept the token."""
+    m.fill_next_token_bitmask(bitmask, 0)
+    fcg.apply_token_bitmask_inplace(logits, bitmask)
+    tok = sample(logits, rng)
+    assert m.accept_token(tok)
+    return tok
+
+
 def budget_spent(m, out: List[int], budget: int) -> bool:
     """The content budget is used up: the output is complete (the budget guarantees it), so end it with the
     stop token. (fcgrammar 0.1.0's mask is empty at that point instead of allowing the stop token.)"""
@@ -94,12 +104,7 @@ def decode_plain(grammar, model: ToyLM, prompt: List[int], max_tokens: int, rng=
     bitmask = fcg.allocate_token_bitmask(1, grammar.vocab.size)
     out: List[int] = []
     while not m.is_terminated() and not budget_spent(m, out, budget):
-        logits = model.logits(prompt + out)
-        m.fill_next_token_bitmask(bitmask, 0)
-        fcg.apply_token_bitmask_inplace(logits, bitmask)
-        tok = sample(logits, rng)
-        assert m.accept_token(tok)
-        out.append(tok)
+        out.append(constrained_step(m, bitmask, model.logits(prompt + out), rng))
     return out
 
 
@@ -115,12 +120,7 @@ def decode_jump_forward(grammar, model: ToyLM, prompt: List[int], max_tokens: in
             out.extend(forced)
             forced_total += len(forced)
             continue
-        logits = model.logits(prompt + out)
-        m.fill_next_token_bitmask(bitmask, 0)
-        fcg.apply_token_bitmask_inplace(logits, bitmask)
-        tok = sample(logits, rng)
-        assert m.accept_token(tok)
-        out.append(tok)
+        out.append(constrained_step(m, bitmask, model.logits(prompt + out), rng))
     return out, forced_total
 
 

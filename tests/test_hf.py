@@ -8,6 +8,7 @@ import warnings
 import pytest
 
 from conftest import data_path
+from tool_messages import check_tool_message
 
 torch = pytest.importorskip("torch", reason="fcgrammar.hf needs torch (pip install torch)")
 transformers = pytest.importorskip("transformers", reason="fcgrammar.hf tests need transformers")
@@ -271,21 +272,6 @@ def qwen():
     return model, tok
 
 
-def _check_tool_message(msg, choice):
-    assert msg["role"] == "assistant"
-    calls = msg.get("tool_calls") or []
-    for c in calls:
-        name = c["function"]["name"]
-        jsonschema.validate(json.loads(c["function"]["arguments"]), TOOL_SCHEMAS[name])
-    if choice == "none":
-        assert not calls and isinstance(msg["content"], str)
-    elif choice == "required":
-        assert calls
-    elif isinstance(choice, dict):
-        assert calls and {c["function"]["name"] for c in calls} == {choice["function"]["name"]}
-    return calls
-
-
 @pytest.mark.parametrize("choice", ["auto", "none", "required", {"type": "function", "function": {"name": "send_email"}}])
 def test_generate_with_tools(qwen, choice):
     model, tok = qwen
@@ -294,7 +280,7 @@ def test_generate_with_tools(qwen, choice):
     msg, det = fhf.generate_with_tools(model, tok, msgs, TOOLS, tool_choice=choice, max_new_tokens=64,
                                        do_sample=True, temperature=1.2, return_details=True)
     assert det["grammar"].tool_format.name == "qwen3"  # detected from the chat template
-    _check_tool_message(msg, choice)
+    check_tool_message(msg, choice, TOOL_SCHEMAS)
     assert len(det["token_ids"]) <= 64 and det["token_ids"][-1] in det["grammar"].stop_ids
 
 
@@ -305,4 +291,4 @@ def test_generate_with_tools_single_call(qwen):
         torch.manual_seed(seed)
         msg = fhf.generate_with_tools(model, tok, msgs, TOOLS, tool_choice="required", parallel_tool_calls=False,
                                       max_new_tokens=48, do_sample=True, temperature=1.5)
-        assert len(_check_tool_message(msg, "required")) == 1
+        assert len(check_tool_message(msg, "required", TOOL_SCHEMAS)) == 1

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import data_path
+from tool_messages import check_tool_message
 
 llama_cpp = pytest.importorskip(
     "llama_cpp", reason="llama-cpp-python is not installed (pip install llama-cpp-python==0.3.36; builds from source)")
@@ -194,30 +195,13 @@ def test_logits_processor_greedy_and_unconstrained_differs(spm_llm):
         jsonschema.validate(json.loads(free["choices"][0]["text"]), SCHEMA)
 
 
-def _check_message(msg, choice):
-    assert msg["role"] == "assistant"
-    calls = msg.get("tool_calls") or []
-    for c in calls:
-        assert c["type"] == "function" and c["id"]
-        name = c["function"]["name"]
-        assert name in TOOL_SCHEMAS
-        jsonschema.validate(json.loads(c["function"]["arguments"]), TOOL_SCHEMAS[name])
-    if choice == "none":
-        assert not calls and isinstance(msg["content"], str)
-    elif choice == "required":
-        assert calls
-    elif isinstance(choice, dict):
-        assert calls and all(c["function"]["name"] == choice["function"]["name"] for c in calls)
-    return calls
-
-
 @pytest.mark.parametrize("choice", ["auto", "none", "required", {"type": "function", "function": {"name": "send_email"}}])
 def test_chat_handler_tool_choice(qwen_llm, choice):
     for seed in range(2):
         r = qwen_llm.create_chat_completion(MESSAGES, tools=TOOLS, tool_choice=choice, temperature=1.2, seed=seed,
                                             max_tokens=80)
         ch = r["choices"][0]
-        calls = _check_message(ch["message"], choice)
+        calls = check_tool_message(ch["message"], choice, TOOL_SCHEMAS)
         assert ch["finish_reason"] == ("tool_calls" if calls else "stop")
         assert r["usage"]["completion_tokens"] <= 80
 
@@ -236,7 +220,7 @@ def test_chat_handler_auto_can_call_when_the_model_wants(qwen_llm):
 
     r = qwen_llm.create_chat_completion(MESSAGES, tools=TOOLS, tool_choice="auto", temperature=1.0, seed=0,
                                         max_tokens=80, logits_processor=llama_cpp.LogitsProcessorList([want_call]))
-    calls = _check_message(r["choices"][0]["message"], "auto")
+    calls = check_tool_message(r["choices"][0]["message"], "auto", TOOL_SCHEMAS)
     assert calls and r["choices"][0]["finish_reason"] == "tool_calls"
 
 
@@ -246,7 +230,7 @@ def test_chat_handler_parallel_tool_calls_false(models):
     for seed in range(3):
         r = llm.create_chat_completion(MESSAGES, tools=TOOLS, tool_choice="required", temperature=1.5, seed=seed,
                                        max_tokens=100)
-        assert len(_check_message(r["choices"][0]["message"], "required")) == 1
+        assert len(check_tool_message(r["choices"][0]["message"], "required", TOOL_SCHEMAS)) == 1
 
 
 def test_chat_handler_streaming_matches_non_streaming(qwen_llm):
@@ -279,7 +263,7 @@ def test_register_chat_format(models):
     llm = llama_cpp.Llama(model_path=models["qwen2"], n_ctx=1024, verbose=False, chat_format="fcgrammar-test")
     r = llm.create_chat_completion(MESSAGES, tools=TOOLS, tool_choice="required", temperature=1.0, seed=4,
                                    max_tokens=80)
-    _check_message(r["choices"][0]["message"], "required")
+    check_tool_message(r["choices"][0]["message"], "required", TOOL_SCHEMAS)
 
 
 def test_llama_cpp_own_handler_fails_on_required(models):

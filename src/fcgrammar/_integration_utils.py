@@ -135,10 +135,6 @@ def parse_output(grammar: CompiledGrammar, token_ids: Sequence[int]) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ masks
-def bitmask_row_is_empty(row: np.ndarray) -> bool:
-    return not row.any()
-
-
 def set_only(row: np.ndarray, token_ids: Iterable[int]) -> None:
     """Make a bitmask row allow exactly ``token_ids``."""
     row[:] = 0
@@ -147,12 +143,6 @@ def set_only(row: np.ndarray, token_ids: Iterable[int]) -> None:
         t = int(t)
         if 0 <= t < row.shape[0] * 32:
             u[t >> 5] |= np.uint32(1 << (t & 31))
-
-
-def allowed_ids(row: np.ndarray, vocab_size: int) -> np.ndarray:
-    """The token ids a bitmask row allows (ascending)."""
-    bits = np.unpackbits(np.ascontiguousarray(row).view(np.uint8), bitorder="little")[:vocab_size]
-    return np.flatnonzero(bits)
 
 
 # ------------------------------------------------------------------------------------------------ vocabularies

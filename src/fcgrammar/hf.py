@@ -180,9 +180,6 @@ class LogitsProcessor(_HFLogitsProcessor):
             return None
         return [c[3] for c in cols]
 
-    def _is_new_generation(self, input_ids: torch.Tensor) -> bool:
-        return self._continued(input_ids) is None
-
     def _start(self, input_ids: torch.Tensor, width: int) -> None:
         B, T = input_ids.shape
         gc = _generate_config_from_stack()
