@@ -15,6 +15,7 @@ Automaton::Automaton(Nfa nfa, const Limits& limits) : nfa_(std::move(nfa)), limi
   compute_classes();
   compute_costs();
   std::lock_guard<std::mutex> lock(mu_);
+  intern_.assign(64, -1);
   intern_locked({});  // state 0: dead
   rule_start_.resize(nfa_.call_start.size());
   for (size_t c = 0; c < nfa_.call_start.size(); ++c) {
@@ -226,11 +227,38 @@ void Automaton::closure_into_locked(const int32_t* begin, const int32_t* end, st
   std::sort(out.begin(), out.end());
 }
 
+int32_t* Automaton::alloc_set_locked(size_t n) const {
+  if (set_blocks_.empty() || set_block_used_ + n > set_block_size_) {
+    set_block_size_ = std::max<size_t>(n, 2048);
+    set_blocks_.emplace_back(new int32_t[set_block_size_]);
+    set_block_used_ = 0;
+    set_ints_ += set_block_size_;
+  }
+  int32_t* p = set_blocks_.back().get() + set_block_used_;
+  set_block_used_ += n;
+  return p;
+}
+
+void Automaton::grow_intern_locked() const {
+  std::vector<int32_t> t(intern_.size() * 2, -1);
+  const size_t mask = t.size() - 1;
+  for (int32_t id = 0, n = count_.load(std::memory_order_relaxed); id < n; ++id) {
+    size_t i = size_t(state(id).hash) & mask;
+    while (t[i] >= 0) i = (i + 1) & mask;
+    t[i] = id;
+  }
+  intern_.swap(t);
+}
+
 int32_t Automaton::intern_locked(const std::vector<int32_t>& set) const {
-  uint64_t h = hash_set(set);
-  auto range = intern_.equal_range(h);
-  for (auto it = range.first; it != range.second; ++it)
-    if (state(it->second).nfa == set) return it->second;
+  const uint64_t h = hash_set(set);
+  const size_t mask = intern_.size() - 1;
+  size_t slot = size_t(h) & mask;
+  for (int32_t o; (o = intern_[slot]) >= 0; slot = (slot + 1) & mask) {
+    const DState& os = state(o);
+    if (os.hash == h && os.nfa.size() == set.size() && std::equal(set.begin(), set.end(), os.nfa.begin()))
+      return o;
+  }
   int32_t id = count_.load(std::memory_order_relaxed);
   if (id >= limits_.max_dfa_states)
     throw LimitError("grammar automaton exceeds " + std::to_string(limits_.max_dfa_states) +
@@ -238,8 +266,12 @@ int32_t Automaton::intern_locked(const std::vector<int32_t>& set) const {
   int32_t chunk = id >> kChunkBits;
   if (!chunks_[chunk]) chunks_[chunk].reset(new DState[size_t(1) << kChunkBits]);
   DState& st = chunks_[chunk][id & kChunkMask];
-  st.nfa = set;  // `set` may be closure scratch: nothing below reads it again
-  const std::vector<int32_t>& nfa_set = st.nfa;
+  // `set` may be closure scratch: nothing below reads it again
+  int32_t* mem = alloc_set_locked(set.size());
+  std::copy(set.begin(), set.end(), mem);
+  st.nfa = {mem, mem + set.size()};
+  st.hash = h;
+  const Span<int32_t> nfa_set = st.nfa;
   if (!nfa_set.empty()) {
     st.rule = nfa_.state_rule[nfa_set[0]];
     int32_t fin = nfa_.call_final[st.rule];
@@ -250,8 +282,9 @@ int32_t Automaton::intern_locked(const std::vector<int32_t>& set) const {
     }
     st.cost = cost;
   }
-  intern_.emplace(h, id);
+  intern_[slot] = id;
   count_.store(id + 1, std::memory_order_release);
+  if (size_t(id + 1) * 2 > intern_.size()) grow_intern_locked();
   // Calls: group return states by callee.
   std::vector<std::pair<int32_t, int32_t>> calls;  // (callee, ret nfa)
   for (int32_t s : st.nfa)
@@ -275,13 +308,30 @@ int32_t Automaton::intern_locked(const std::vector<int32_t>& set) const {
 }
 
 void Automaton::ensure_scratch_locked() const {
-  if (cls_targets_.size() != size_t(num_classes_)) {
-    cls_targets_.assign(num_classes_, {});
-    cls_mark_.assign(num_classes_, -1);
-    edge_mark_.assign(num_classes_, -1);
-    single_.assign(size_t(nfa_.num_states()), -1);
-  }
+  if (single_.empty()) single_.assign(size_t(nfa_.num_states()), -1);
 }
+
+namespace {
+// compute_row's per-class buckets of NFA targets, per thread: their capacity carries over from one
+// automaton to the next, so a new grammar does not allocate every bucket again. Marks compare with a
+// generation that only grows, so no automaton sees another's marks.
+struct RowScratch {
+  std::vector<std::vector<int32_t>> targets;  // by class
+  std::vector<uint64_t> cls_mark;             // generation that last touched the class
+  std::vector<int32_t> edge_mark;             // edge (numbered within the row) that last added to it
+  std::vector<int32_t> touched;
+  std::vector<std::pair<int32_t, int32_t>> distinct;
+  uint64_t gen = 0;
+  void ensure(int32_t classes) {
+    if (targets.size() < size_t(classes)) {
+      targets.resize(size_t(classes));
+      cls_mark.resize(size_t(classes), 0);
+      edge_mark.resize(size_t(classes), -1);
+    }
+  }
+};
+thread_local RowScratch tls_row;
+}  // namespace
 
 int32_t Automaton::closure_state(int32_t s) const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -301,31 +351,36 @@ const int32_t* Automaton::compute_row(int32_t d) const {
   DState& st = state_mut(d);
   if (const int32_t* r = st.row.load(std::memory_order_acquire)) return r;
   ensure_scratch_locked();
-  int32_t gen = ++row_gen_;
-  touched_.clear();
+  RowScratch& rs = tls_row;
+  rs.ensure(num_classes_);
+  auto& cls_targets = rs.targets;
+  auto& cls_mark = rs.cls_mark;
+  auto& edge_mark = rs.edge_mark;
+  const uint64_t gen = ++rs.gen;
+  rs.touched.clear();
   int32_t edge_id = 0;
   for (int32_t s : st.nfa)
     for (const auto& e : nfa_.edges_of(s)) {
       ++edge_id;
       for (Symbol x = e.lo; x <= e.hi; x = run_next_[x]) {  // one step per run of one class
         int32_t c = sym_class_[x];
-        if (edge_mark_[c] == edge_id && cls_mark_[c] == gen) continue;
-        edge_mark_[c] = edge_id;
-        if (cls_mark_[c] != gen) {
-          cls_mark_[c] = gen;
-          cls_targets_[c].clear();
-          touched_.push_back(c);
+        if (edge_mark[c] == edge_id && cls_mark[c] == gen) continue;
+        edge_mark[c] = edge_id;
+        if (cls_mark[c] != gen) {
+          cls_mark[c] = gen;
+          cls_targets[c].clear();
+          rs.touched.push_back(c);
         }
-        cls_targets_[c].push_back(e.to);
+        cls_targets[c].push_back(e.to);
       }
     }
   int32_t* row = alloc_row_locked();
   std::fill(row, row + num_classes_, kDead);
   // Many classes lead to the same targets: close and intern each distinct target list once.
-  auto& distinct = distinct_;  // (class whose list is canonical, DFA state)
+  auto& distinct = rs.distinct;  // (class whose list is canonical, DFA state)
   distinct.clear();
-  for (int32_t c : touched_) {
-    auto& t = cls_targets_[c];
+  for (int32_t c : rs.touched) {
+    auto& t = cls_targets[c];
     if (t.size() > 1) {
       std::sort(t.begin(), t.end());
       t.erase(std::unique(t.begin(), t.end()), t.end());
@@ -340,7 +395,7 @@ const int32_t* Automaton::compute_row(int32_t d) const {
       }
     } else {
       for (const auto& [oc, oid] : distinct)
-        if (cls_targets_[oc] == t) { id = oid; break; }
+        if (cls_targets[oc] == t) { id = oid; break; }
       if (id < 0) {
         closure_into_locked(t.data(), t.data() + t.size(), closure_out_);
         id = intern_locked(closure_out_);
@@ -372,7 +427,7 @@ size_t Automaton::memory_bytes() const {
   size_t b = nfa_.memory_bytes();
   int32_t n = count_.load();
   b += size_t((n >> kChunkBits) + 1) * (sizeof(DState) << kChunkBits);
-  for (int32_t i = 0; i < n; ++i) b += state(i).nfa.size() * 4 + 32;  // NFA set + index entry
+  b += set_ints_ * 4 + intern_.size() * 4;  // NFA set blocks + intern table
   b += row_blocks_.size() * row_block_size_ * 4;
   return b;
 }

@@ -22,7 +22,8 @@ constexpr int32_t kDead = 0;
 constexpr uint32_t kInfCost = 0x3FFFFFFF;
 
 struct DState {
-  std::vector<int32_t> nfa;                     // sorted NFA states
+  Span<int32_t> nfa{nullptr, nullptr};          // sorted NFA states (in the automaton's set pool)
+  uint64_t hash = 0;                            // of `nfa`, for interning
   std::atomic<const int32_t*> row{nullptr};    // symbol class -> next state (kDead = none)
   int32_t rule = 0;                             // owning call rule
   bool final = false;                           // the rule can end here
@@ -92,6 +93,9 @@ class Automaton {
   const int32_t* compute_row(int32_t d) const;
   void ensure_scratch_locked() const;
   int32_t intern_locked(const std::vector<int32_t>& set) const;
+  // Carves `n` ints from the set pool (NFA sets of DFA states: one allocation per many sets).
+  int32_t* alloc_set_locked(size_t n) const;
+  void grow_intern_locked() const;
   void closure_locked(std::vector<int32_t>& set) const;
   // Epsilon closure of [begin, end) into `out` (sorted); `out` must not alias the input.
   void closure_into_locked(const int32_t* begin, const int32_t* end, std::vector<int32_t>& out) const;
@@ -118,18 +122,18 @@ class Automaton {
     for (int32_t x : v) h = (h ^ uint32_t(x)) * 1099511628211ull;
     return h ^ (h >> 29);
   }
-  mutable std::unordered_multimap<uint64_t, int32_t> intern_;  // hash of the NFA set -> DFA state
+  // NFA set -> DFA state: open addressing over DFA ids (-1 empty), at most half full.
+  mutable std::vector<int32_t> intern_;
+  mutable std::vector<std::unique_ptr<int32_t[]>> set_blocks_;
+  mutable size_t set_block_size_ = 0, set_block_used_ = 0, set_ints_ = 0;  // set_ints_: allocated
   mutable std::vector<std::unique_ptr<int32_t[]>> row_blocks_;
   mutable size_t row_block_size_ = 0, row_block_used_ = 0;
   mutable int32_t num_rows_ = 0;
   mutable std::vector<uint32_t> stamp_;
   mutable uint32_t stamp_gen_ = 0;
-  // Scratch for compute_row (used under mu_).
+  // Scratch for compute_row (used under mu_; its per-class buckets are per thread, see RowScratch).
   mutable std::vector<int32_t> single_;               // NFA state -> DFA state of its closure, or -1
-  mutable std::vector<std::vector<int32_t>> cls_targets_;
-  mutable std::vector<int32_t> cls_mark_, edge_mark_, touched_, closure_todo_, closure_out_;
-  mutable std::vector<std::pair<int32_t, int32_t>> distinct_;
-  mutable int32_t row_gen_ = 0;
+  mutable std::vector<int32_t> closure_todo_, closure_out_;
   std::unordered_map<int32_t, Symbol> token_symbol_;
 };
 

@@ -161,7 +161,7 @@ int32_t CompiledGrammar::structural_string_body(int32_t d, int32_t* lexer_state)
   const Nfa& nfa = G.nfa();
   const auto& str = index_->string_lexeme();
   if (nfa.string_bodies.empty() || str.body_size == 0 || nfa.string_body_size != str.body_size) return 0;
-  const std::vector<int32_t>& set = G.state(d).nfa;
+  const Span<int32_t> set = G.state(d).nfa;
   const int32_t n = str.body_size;
   int32_t base = -1;
   uint64_t h = 1469598103934665603ull;

@@ -89,7 +89,7 @@ struct StringLexemeIndex {
     return nfa.edge_off[s] != nfa.edge_off[s + 1] || nfa.call_off[s] != nfa.call_off[s + 1] ||
            nfa.call_final[nfa.state_rule[s]] == s;
   }
-  static std::vector<int32_t> core(const Nfa& nfa, const std::vector<int32_t>& set) {
+  static std::vector<int32_t> core(const Nfa& nfa, Span<int32_t> set) {
     std::vector<int32_t> out;
     for (int32_t s : set)
       if (matters(nfa, s)) out.push_back(s);
