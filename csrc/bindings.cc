@@ -102,27 +102,67 @@ using I32Matrix = nb::ndarray<int32_t, nb::ndim<2>, nb::c_contig, nb::device::cp
 
 using I32Any = nb::ndarray<int32_t, nb::c_contig, nb::device::cpu>;
 
+// A caller's bitmask, held for one call: through the buffer protocol when the object has it (numpy;
+// several times cheaper than nanobind's ndarray import, which a per-token call pays every time), else
+// as a nanobind ndarray (CPU torch tensors).
+struct BitmaskRef {
+  Py_buffer view{};
+  bool have_view = false;
+  I32Any nd;
+  BitmaskRef() = default;
+  BitmaskRef(const BitmaskRef&) = delete;
+  BitmaskRef& operator=(const BitmaskRef&) = delete;
+  ~BitmaskRef() {
+    if (have_view) PyBuffer_Release(&view);
+  }
+};
+
+constexpr bool kLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
+
+bool is_int32_format(const char* f) {
+  if (!f) return false;
+  if (*f == '@' || *f == '=' || (*f == '<' && kLittleEndian)) ++f;
+  return (f[0] == 'i' || (f[0] == 'l' && sizeof(long) == 4)) && f[1] == 0;
+}
+
 // Row `index` of a caller's bitmask (numpy array or CPU torch tensor, int32, C-contiguous, [B, W] or
 // [W]). Never converted: a converted copy would be filled and thrown away.
-uint32_t* bitmask_row(nb::handle obj, int64_t index, const TokenIndex& idx, I32Any& hold) {
-  if (!nb::try_cast(obj, hold, false) || hold.ndim() < 1 || hold.ndim() > 2) {
-    nb::object dev = nb::getattr(obj, "device", nb::none());
-    if (!dev.is_none() && nb::hasattr(obj, "numpy")) {
-      nb::object kind = nb::getattr(dev, "type", nb::none());
-      if (!kind.is_none() && nb::cast<std::string>(nb::str(kind)) != "cpu")
-        throw MatcherError("fill the bitmask on the CPU, then move it to the device "
-                           "(apply_token_bitmask_inplace does that for you)");
+uint32_t* bitmask_row(nb::handle obj, int64_t index, const TokenIndex& idx, BitmaskRef& ref) {
+  void* data = nullptr;
+  int64_t rows = 0, words = 0;
+  if (PyObject_CheckBuffer(obj.ptr()) &&
+      PyObject_GetBuffer(obj.ptr(), &ref.view, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) == 0) {
+    ref.have_view = true;
+    if (ref.view.itemsize == 4 && is_int32_format(ref.view.format) && (ref.view.ndim == 1 || ref.view.ndim == 2)) {
+      data = ref.view.buf;
+      rows = ref.view.ndim == 2 ? int64_t(ref.view.shape[0]) : 1;
+      words = int64_t(ref.view.shape[ref.view.ndim - 1]);
     }
-    throw MatcherError("bitmask must be a C-contiguous int32 array (numpy or CPU torch) of shape [batch, ceil(vocab/32)], "
-                       "not " + nb::cast<std::string>(nb::str(nb::handle((PyObject*)Py_TYPE(obj.ptr())).attr("__name__"))));
+  } else if (PyErr_Occurred()) {
+    PyErr_Clear();  // not a writable C-contiguous buffer: the ndarray path below decides (and explains)
   }
-  int64_t rows = hold.ndim() == 2 ? int64_t(hold.shape(0)) : 1;
-  int64_t words = int64_t(hold.shape(hold.ndim() - 1));
+  if (!data) {
+    I32Any& hold = ref.nd;
+    if (!nb::try_cast(obj, hold, false) || hold.ndim() < 1 || hold.ndim() > 2) {
+      nb::object dev = nb::getattr(obj, "device", nb::none());
+      if (!dev.is_none() && nb::hasattr(obj, "numpy")) {
+        nb::object kind = nb::getattr(dev, "type", nb::none());
+        if (!kind.is_none() && nb::cast<std::string>(nb::str(kind)) != "cpu")
+          throw MatcherError("fill the bitmask on the CPU, then move it to the device "
+                             "(apply_token_bitmask_inplace does that for you)");
+      }
+      throw MatcherError("bitmask must be a C-contiguous int32 array (numpy or CPU torch) of shape [batch, ceil(vocab/32)], "
+                         "not " + nb::cast<std::string>(nb::str(nb::handle((PyObject*)Py_TYPE(obj.ptr())).attr("__name__"))));
+    }
+    data = hold.data();
+    rows = hold.ndim() == 2 ? int64_t(hold.shape(0)) : 1;
+    words = int64_t(hold.shape(hold.ndim() - 1));
+  }
   if (words < idx.words())
     throw MatcherError("bitmask has " + std::to_string(words) + " words per row, needs " +
                        std::to_string(idx.words()) + " for a vocabulary of " + std::to_string(idx.vocab_size()));
   if (index < 0 || index >= rows) throw MatcherError("bitmask row " + std::to_string(index) + " out of range");
-  return reinterpret_cast<uint32_t*>(hold.data()) + index * words;
+  return reinterpret_cast<uint32_t*>(data) + index * words;
 }
 
 uint32_t* mask_row(I32Matrix& bm, int64_t index, const TokenIndex& idx) {
@@ -218,6 +258,7 @@ NB_MODULE(_core, m) {
   nb::class_<CompiledGrammar>(m, "CompiledGrammar")
       .def_prop_ro("memory_bytes", &CompiledGrammar::memory_bytes)
       .def_prop_ro("num_states", [](const CompiledGrammar& g) { return g.automaton().num_states(); })
+      .def_prop_ro("num_rows", [](const CompiledGrammar& g) { return g.automaton().num_rows(); })
       .def_prop_ro("num_nfa_states", [](const CompiledGrammar& g) { return g.automaton().nfa().num_states(); })
       .def_prop_ro("num_classes", [](const CompiledGrammar& g) { return g.automaton().num_classes(); })
       .def_prop_ro("stop_ids", &CompiledGrammar::stop_ids);
@@ -271,7 +312,7 @@ NB_MODULE(_core, m) {
            [](Matcher& m, nb::handle bitmask, int64_t index) {
              const TokenIndex* idx = m.grammar().index();
              if (!idx) throw MatcherError("this grammar was compiled without a vocabulary");
-             I32Any hold;
+             BitmaskRef hold;
              uint32_t* row = bitmask_row(bitmask, index, *idx, hold);
              {
                nb::gil_scoped_release rel;

@@ -210,6 +210,26 @@ def test_bitmask_errors(compiler, vocab):
         m.fill_next_token_bitmask(np.zeros((1, 100), dtype=np.int64))
     with pytest.raises(fcg.MatcherError):
         m.fill_next_token_bitmask(fcg.allocate_token_bitmask(1, vocab.size), index=4)
+    words = fcg.allocate_token_bitmask(1, vocab.size).shape[1]
+    bad = [np.zeros((1, words), dtype=np.uint32),                   # unsigned
+           np.zeros((2, words), dtype=np.int32, order="F"),         # not C-contiguous
+           np.zeros((1, 2 * words), dtype=np.int32)[:, ::2],        # strided view
+           np.zeros((1, 1, words), dtype=np.int32),                 # 3-D
+           np.zeros((1, words), dtype=np.int32).view(np.float32)]   # 4-byte, not int
+    ro = np.zeros((1, words), dtype=np.int32)
+    ro.flags.writeable = False
+    for arr in bad + [ro, bytearray(4 * words), [0] * words]:
+        with pytest.raises(fcg.MatcherError):
+            m.fill_next_token_bitmask(arr)
+    # accepted without conversion: a row view of a 2-D bitmask, 1-D arrays, explicit byte orders
+    big = fcg.allocate_token_bitmask(3, vocab.size)
+    ref = fcg.allocate_token_bitmask(1, vocab.size)
+    m.fill_next_token_bitmask(ref)
+    m.fill_next_token_bitmask(big[1:], index=1)
+    assert np.array_equal(big[2], ref[0])
+    for arr in (np.zeros(words, dtype=np.int32), np.zeros((1, words), dtype="<i4"), np.zeros((1, words), dtype="=i4")):
+        m.fill_next_token_bitmask(arr)
+        assert np.array_equal(arr.reshape(-1), ref[0])
 
 
 def test_apply_bitmask_numpy():
