@@ -330,7 +330,12 @@ struct RowScratch {
     }
   }
 };
-thread_local RowScratch tls_row;
+// Not inlined: the caller keeps the returned pointer, where inlined TLS accesses were each recomputed
+// (a __tls_get_addr call per use in a shared library).
+__attribute__((noinline)) RowScratch& row_scratch() {
+  thread_local RowScratch s;
+  return s;
+}
 }  // namespace
 
 int32_t Automaton::closure_state(int32_t s) const {
@@ -351,7 +356,7 @@ const int32_t* Automaton::compute_row(int32_t d) const {
   DState& st = state_mut(d);
   if (const int32_t* r = st.row.load(std::memory_order_acquire)) return r;
   ensure_scratch_locked();
-  RowScratch& rs = tls_row;
+  RowScratch& rs = row_scratch();
   rs.ensure(num_classes_);
   auto& cls_targets = rs.targets;
   auto& cls_mark = rs.cls_mark;
@@ -404,6 +409,8 @@ const int32_t* Automaton::compute_row(int32_t d) const {
     }
     row[c] = id;
   }
+  if (rs.touched.size() == 1 && class_bytes(rs.touched[0]).size() == 1 && row[rs.touched[0]] != kDead)
+    st.only_byte = int16_t(class_bytes(rs.touched[0])[0]);
   st.row.store(row, std::memory_order_release);
   return row;
 }

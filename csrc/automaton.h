@@ -27,6 +27,7 @@ struct DState {
   std::atomic<const int32_t*> row{nullptr};    // symbol class -> next state (kDead = none)
   int32_t rule = 0;                             // owning call rule
   bool final = false;                           // the rule can end here
+  int16_t only_byte = -1;                       // the one byte with a transition (set with the row), or -1
   uint32_t cost = kInfCost;                     // fewest symbols to end the rule from here
   std::vector<std::pair<int32_t, int32_t>> calls;  // (callee rule, DFA state to return to)
   // Slots for the token layer's caches (owned and interpreted by CompiledGrammar).

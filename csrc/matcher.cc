@@ -531,6 +531,13 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
         return;
       }
     }
+    if (qs.only_byte >= 0) {  // a literal byte: go straight to its child, if any
+      const void* hit = std::memchr(child_byte + child_off[i], qs.only_byte, child_off[i + 1] - child_off[i]);
+      if (!hit) return;
+      const uint32_t j = uint32_t(static_cast<const uint8_t*>(hit) - child_byte);
+      fs.push_back({j, j + 1, row});
+      return;
+    }
     fs.push_back({child_off[i], child_off[i + 1], row});
   };
   if (include_self) {
