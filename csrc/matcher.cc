@@ -391,8 +391,21 @@ uint32_t Matcher::min_cost_to_finish() const {
 
 bool Matcher::step_token_bytes(const std::string& bytes, bool strip_space, std::vector<Config>& cfgs) {
   const Automaton& a = g_->automaton();
+  size_t i = strip_space ? 1 : 0;
+  // One configuration in states that neither call nor return: plain row lookups (closing such a
+  // state changes nothing). The general step takes over from the first byte that needs more.
+  if (cfgs.size() == 1) {
+    Config& c = cfgs[0];
+    for (; i < bytes.size(); ++i) {
+      const int32_t q = a.step_byte(c.d, uint8_t(bytes[i]));
+      if (q == kDead) return false;
+      const DState& st = a.state(q);
+      if (!st.calls.empty() || (st.final && c.stack != 0)) break;
+      c.d = q;
+    }
+  }
   std::vector<Config> tmp;
-  for (size_t i = strip_space ? 1 : 0; i < bytes.size(); ++i) {
+  for (; i < bytes.size(); ++i) {
     if (!step_configs(a, arena_, cfgs, uint8_t(bytes[i]), tmp, max_depth())) return false;
     cfgs.swap(tmp);
   }
