@@ -118,12 +118,23 @@ void Automaton::compute_costs() {
   nfa_cost_.assign(N, kInfCost);
   using QE = std::pair<uint32_t, int32_t>;
   std::vector<QE> heap;
-  std::vector<std::vector<int32_t>> members(C);
-  for (int32_t s = 0; s < N; ++s) members[nfa_.state_rule[s]].push_back(s);
+  // States by rule (CSR): members of rule r are mem[moff[r] .. moff[r + 1]).
+  std::vector<int32_t> moff(size_t(C) + 1, 0);
+  std::vector<int32_t> mem(static_cast<size_t>(N));
+  for (int32_t s = 0; s < N; ++s) ++moff[size_t(nfa_.state_rule[s]) + 1];
+  for (int32_t r = 0; r < C; ++r) moff[r + 1] += moff[r];
+  {
+    std::vector<int32_t> fill(moff.begin(), moff.end() - 1);
+    for (int32_t s = 0; s < N; ++s) mem[size_t(fill[nfa_.state_rule[s]]++)] = s;
+  }
+  auto reset = [&](int32_t rule) {
+    for (int32_t k = moff[rule]; k < moff[rule + 1]; ++k) nfa_cost_[mem[k]] = kInfCost;
+  };
   // Weights are small integers (0 for epsilon, 1 for a symbol, a callee's shortest length for a call):
   // Dial's algorithm (one bucket per distance) instead of a binary heap; a heap only when distances get
-  // large (deeply nested calls).
-  std::vector<std::vector<int32_t>> buckets;
+  // large (deeply nested calls). Buckets are linked lists in one flat array.
+  std::vector<int32_t> head;                     // distance -> first entry (-1: empty)
+  std::vector<std::pair<int32_t, int32_t>> ent;  // (state, next entry of its bucket)
   constexpr uint32_t kMaxBuckets = 1u << 16;
   // Relax the predecessors of `s` (settled at distance d): improve(from, new distance) for each one that
   // gets closer; false as soon as improve does.
@@ -140,30 +151,33 @@ void Automaton::compute_costs() {
   auto dial = [&](int32_t rule) {
     int32_t fin = nfa_.call_final[rule];
     nfa_cost_[fin] = 0;
-    if (buckets.empty()) buckets.resize(64);
-    buckets[0].push_back(fin);
+    head.assign(64, -1);
+    ent.clear();
+    ent.push_back({fin, -1});
+    head[0] = 0;
     bool ok = true;
-    for (uint32_t d = 0; d < buckets.size(); ++d) {
-      for (size_t i = 0; i < buckets[d].size(); ++i) {
-        int32_t s = buckets[d][i];
-        if (nfa_cost_[s] != d || !ok) continue;
+    for (uint32_t d = 0; ok && d < head.size(); ++d) {
+      while (ok && head[d] >= 0) {  // weight-0 edges add to bucket d while it is drained
+        const auto [s, next] = ent[size_t(head[d])];
+        head[d] = next;
+        if (nfa_cost_[s] != d) continue;
         ok = relax(s, d, [&](int32_t from, uint32_t nd) {
           if (nd >= kMaxBuckets) return false;
           nfa_cost_[from] = nd;
-          if (nd >= buckets.size()) buckets.resize(std::max<size_t>(size_t(nd) + 1, buckets.size() * 2));
-          buckets[nd].push_back(from);
+          if (nd >= head.size()) head.resize(std::max<size_t>(size_t(nd) + 1, head.size() * 2), -1);
+          ent.push_back({from, head[nd]});
+          head[nd] = int32_t(ent.size() - 1);
           return true;
         });
       }
-      buckets[d].clear();
     }
     return ok;
   };
   auto solve = [&](int32_t rule) {
     // States of one rule are reached only from that rule's final, through its own edges.
-    for (int32_t s : members[rule]) nfa_cost_[s] = kInfCost;
+    reset(rule);
     if (dial(rule)) return;
-    for (int32_t s : members[rule]) nfa_cost_[s] = kInfCost;
+    reset(rule);
     int32_t fin = nfa_.call_final[rule];
     heap.clear();
     nfa_cost_[fin] = 0;
