@@ -37,6 +37,7 @@ struct DState {
   // The bytes this state loops on, in Trie::below's layout (valid once loop_known is set).
   std::atomic<bool> loop_known{false};
   uint64_t loop[2] = {0, 0};
+  bool utf8_loop = false;  // every UTF-8 character leads back here (valid with loop)
 };
 
 class Automaton {

@@ -509,25 +509,38 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
   const size_t base = fs.size();
   auto enter = [&](uint32_t i, int32_t q) {
     const DState& qs = a.state(q);
-    if (!qs.calls.empty() || (qs.final && start.stack != 0)) {
-      std::vector<Config> cfgs{{q, start.stack}};
-      closure(a, arena_, cfgs, max_depth());
-      note_depth(cfgs);
-      uint32_t c = configs_cost(a, arena_, cfgs);
-      if (c < kInfCost) {
-        uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
-        if (t0 != t1 && c <= limit)
-          for (uint32_t t = t0; t < t1; ++t) out.push_back({trie.tok_ids[t], c});
-        walk_configs(trie, i + 1, trie.nodes[i].end, trie.nodes[i].depth, cfgs, limit, out);
-      }
-      return;
-    }
     uint32_t c = qs.cost;
-    if (c >= kInfCost) return;
-    c += stack_cost;
-    uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
-    if (t0 != t1 && c <= limit)
-      for (uint32_t t = t0; t < t1; ++t) out.push_back({trie.tok_ids[t], c});
+    if (!qs.calls.empty() || (qs.final && start.stack != 0)) {
+      // The closure's configurations each walk the subtree on their own (a set of configurations is
+      // a union), and q goes on below as a plain state. Free text that may start a call at every
+      // character stays a deterministic walk (with its subtree skips) instead of a walk of sets.
+      const auto [cb, ce] = closure_one({q, start.stack});
+      c = kInfCost;
+      for (uint32_t k = cb; k < ce; ++k) {
+        const Config o = closure_store_[k];
+        const auto& n = arena_.node(o.stack);
+        min_depth_ = std::min(min_depth_, n.depth);
+        c = std::min<uint32_t>(c, a.state(o.d).cost + n.cost);
+      }
+      if (c >= kInfCost) return;
+      uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
+      if (t0 != t1 && c <= limit)
+        append_tokens(out, trie.tok_ids.data(), t0, t1, c);
+      if (child_off[i] == child_off[i + 1]) return;
+      for (uint32_t k = cb; k < ce; ++k) {  // by index: nested walks may add closures to the store
+        const Config o = closure_store_[k];
+        if (!(o.d == q && o.stack == start.stack)) walk_dfa(trie, i, false, o, limit, out);
+      }
+      c = qs.cost;
+      if (c >= kInfCost) return;
+      c += stack_cost;
+    } else {
+      if (c >= kInfCost) return;
+      c += stack_cost;
+      uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
+      if (t0 != t1 && c <= limit)
+        append_tokens(out, trie.tok_ids.data(), t0, t1, c);
+    }
     if (opening && trie.nodes[i].byte == '"' && opening_shortcut(int32_t(i), {{q, start.stack}}, limit, out)) return;
     if (child_off[i] == child_off[i + 1]) return;
     const int32_t* row = a.row(q);
@@ -538,9 +551,14 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
       const uint64_t* lp = loop_bytes(a, q, row);
       const uint64_t* bl = &trie.below[2 * size_t(i)];
       if (!(bl[0] & ~lp[0]) && !(bl[1] & ~lp[1])) {
-        if (c <= limit)
-          for (uint32_t t = trie.tok_off[i + 1], e = trie.tok_off[trie.nodes[i].end]; t < e; ++t)
-            out.push_back({trie.tok_ids[t], c});
+        if (c <= limit) append_tokens(out, trie.tok_ids.data(), trie.tok_off[i + 1], trie.tok_off[trie.nodes[i].end], c);
+        return;
+      }
+      // Free text: the ASCII bytes below loop, and the rest is valid UTF-8 that the state reads back to
+      // itself. A token may end inside a character: up to 3 more symbols to finish than from q.
+      if (a.state(q).utf8_loop && trie.utf8_ok[i] && !(bl[0] & ~lp[0] & ~uint64_t(1)) && !(bl[1] & ~lp[1]) &&
+          uint64_t(c) + 3 <= limit) {
+        append_tokens(out, trie.tok_ids.data(), trie.tok_off[i + 1], trie.tok_off[trie.nodes[i].end], c + 3);
         return;
       }
     }
@@ -585,15 +603,65 @@ const uint64_t* Matcher::loop_bytes(const Automaton& a, int32_t q, const int32_t
     bool high = row[a.symbol_class(0)] == q;
     for (int b = 0x80; high && b < 0x100; ++b) high = row[a.symbol_class(Symbol(b))] == q;
     if (high) lp[0] |= 1;
+    const bool u8 = !high && utf8_loops(a, q);
     // Concurrent writers compute the same value; readers wait for the flag.
     std::lock_guard<std::mutex> lock(loop_mu());
     if (!st.loop_known.load(std::memory_order_relaxed)) {
       st.loop[0] = lp[0];
       st.loop[1] = lp[1];
+      st.utf8_loop = u8;
       st.loop_known.store(true, std::memory_order_release);
     }
   }
   return st.loop;
+}
+
+std::pair<uint32_t, uint32_t> Matcher::closure_one(Config c) {
+  const uint64_t key = (uint64_t(uint32_t(c.d)) << 32) | uint32_t(c.stack);
+  auto it = closure_memo_.find(key);
+  if (it != closure_memo_.end()) return it->second;
+  std::vector<Config> cfgs{c};
+  closure(g_->automaton(), arena_, cfgs, max_depth());
+  const std::pair<uint32_t, uint32_t> r{uint32_t(closure_store_.size()), uint32_t(closure_store_.size() + cfgs.size())};
+  closure_store_.insert(closure_store_.end(), cfgs.begin(), cfgs.end());
+  closure_memo_.emplace(key, r);
+  return r;
+}
+
+// Appends tokens ids[t0 .. t1) with one cost (a subtree can hold most of the vocabulary).
+void Matcher::append_tokens(Out& out, const int32_t* ids, uint32_t t0, uint32_t t1, uint32_t cost) {
+  if (t0 >= t1) return;
+  const size_t k = out.size();
+  out.resize(k + (t1 - t0));
+  std::pair<int32_t, uint32_t>* p = out.data() + k;
+  for (uint32_t t = t0; t < t1; ++t) *p++ = {ids[t], cost};
+}
+
+bool Matcher::utf8_loops(const Automaton& a, int32_t q) {
+  // (lead bytes, first continuation range, continuation bytes in all)
+  static const struct { uint8_t lo, hi, c_lo, c_hi; int n; } kLeads[] = {
+      {0xC2, 0xDF, 0x80, 0xBF, 1}, {0xE0, 0xE0, 0xA0, 0xBF, 2}, {0xE1, 0xEC, 0x80, 0xBF, 2},
+      {0xED, 0xED, 0x80, 0x9F, 2}, {0xEE, 0xEF, 0x80, 0xBF, 2}, {0xF0, 0xF0, 0x90, 0xBF, 3},
+      {0xF1, 0xF3, 0x80, 0xBF, 3}, {0xF4, 0xF4, 0x80, 0x8F, 3}};
+  std::vector<std::pair<int32_t, int>> good;  // (state, continuation bytes left) known to return to q
+  // From s, `need` more continuation bytes (the first in [lo, hi], the rest 80-BF) end back at q.
+  auto back = [&](auto&& self, int32_t s, int need, int lo, int hi) -> bool {
+    const bool full = lo == 0x80 && hi == 0xBF;
+    if (full && std::find(good.begin(), good.end(), std::make_pair(s, need)) != good.end()) return true;
+    if (s == kDead) return false;
+    const int32_t* row = a.row(s);
+    for (int b = lo; b <= hi; ++b) {
+      const int32_t t = row[a.symbol_class(Symbol(b))];
+      if (need == 1 ? t != q : !self(self, t, need - 1, 0x80, 0xBF)) return false;
+    }
+    if (full) good.push_back({s, need});
+    return true;
+  };
+  const int32_t* row = a.row(q);
+  for (const auto& l : kLeads)
+    for (int b = l.lo; b <= l.hi; ++b)
+      if (!back(back, row[a.symbol_class(Symbol(b))], l.n, l.c_lo, l.c_hi)) return false;
+  return true;
 }
 
 void Matcher::walk(const Trie& trie, uint32_t node, bool include_self, const std::vector<Config>& start,
@@ -625,7 +693,7 @@ void Matcher::walk_configs(const Trie& trie, uint32_t begin, uint32_t end, int b
     if (c >= kInfCost) { i = n.end; continue; }
     uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
     if (t0 != t1 && c <= limit)
-      for (uint32_t t = t0; t < t1; ++t) out.push_back({trie.tok_ids[t], c});
+      append_tokens(out, trie.tok_ids.data(), t0, t1, c);
     if (n.byte == '"' && &trie == &g_->index()->trie() && opening_shortcut(int32_t(i), cur, limit, out)) {
       i = n.end;
       continue;

@@ -122,12 +122,20 @@ class Matcher {
             Out& out);
   void walk_dfa(const Trie& trie, uint32_t node, bool include_self, Config start, uint32_t limit, Out& out);
   static const uint64_t* loop_bytes(const Automaton& a, int32_t q, const int32_t* row);
+  // Every multi-byte UTF-8 character read from q leads back to q through live states.
+  static bool utf8_loops(const Automaton& a, int32_t q);
+  static void append_tokens(Out& out, const int32_t* ids, uint32_t t0, uint32_t t1, uint32_t cost);
   static std::mutex& loop_mu() {
     static std::mutex mu;
     return mu;
   }
   void walk_configs(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, const std::vector<Config>& start,
                     uint32_t limit, Out& out);
+  // The closure of one configuration, as a range of closure_store_ (memoized: the arena only grows, so
+  // a configuration's closure never changes).
+  std::pair<uint32_t, uint32_t> closure_one(Config c);
+  std::unordered_map<uint64_t, std::pair<uint32_t, uint32_t>> closure_memo_;
+  std::vector<Config> closure_store_;
   // Shallowest stack depth a walk reached (how far below the current rule it looked).
   uint32_t min_depth_ = 0;
   void note_depth(const std::vector<Config>& cfgs) {

@@ -77,6 +77,49 @@ void Trie::index_children() {
       else
         below[2 * i + (b >> 6)] |= uint64_t(1) << (b & 63);
     }
+  // UTF-8 validity below each node, for each state of a validator (bit s: valid when the bytes below
+  // are read from validator state s), children first.
+  std::vector<uint8_t> valid(n, 0xFF);
+  for (size_t i = n; i-- > 0;)
+    for (uint32_t k = child_off[i]; k < child_off[i + 1]; ++k) {
+      const uint32_t c = child_node[k];
+      uint8_t v = 0;
+      for (int st = 0; st < kUtf8States; ++st) {
+        const int t = utf8_step(st, child_byte[k]);
+        if (t >= 0 && (valid[c] >> t & 1)) v |= uint8_t(1u << st);
+      }
+      valid[i] &= v;
+    }
+  utf8_ok.assign(n, 0);
+  for (size_t i = 0; i < n; ++i) utf8_ok[i] = valid[i] & 1;
+}
+
+// A UTF-8 validator: 0 at a character boundary; 1, 2, 3: that many continuation bytes (80-BF) to go;
+// 4 (after E0): A0-BF then one; 5 (after ED): 80-9F then one; 6 (after F0): 90-BF then two; 7 (after
+// F4): 80-8F then two. -1: invalid (NUL counts as invalid here).
+int Trie::utf8_step(int st, uint8_t b) {
+  auto in = [b](int lo, int hi) { return b >= lo && b <= hi; };
+  switch (st) {
+    case 0:
+      if (b == 0) return -1;
+      if (b < 0x80) return 0;
+      if (in(0xC2, 0xDF)) return 1;
+      if (b == 0xE0) return 4;
+      if (b == 0xED) return 5;
+      if (in(0xE1, 0xEF)) return 2;
+      if (b == 0xF0) return 6;
+      if (b == 0xF4) return 7;
+      if (in(0xF1, 0xF3)) return 3;
+      return -1;
+    case 1: return in(0x80, 0xBF) ? 0 : -1;
+    case 2: return in(0x80, 0xBF) ? 1 : -1;
+    case 3: return in(0x80, 0xBF) ? 2 : -1;
+    case 4: return in(0xA0, 0xBF) ? 1 : -1;
+    case 5: return in(0x80, 0x9F) ? 1 : -1;
+    case 6: return in(0x90, 0xBF) ? 2 : -1;
+    case 7: return in(0x80, 0x8F) ? 2 : -1;
+  }
+  return -1;
 }
 
 GrammarIR string_body_ir() {

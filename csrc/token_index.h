@@ -38,10 +38,16 @@ class Trie {
   // bytes 64-127, and bit 0 of below[2i] for NUL or any byte >= 0x80. A walk in a state that loops on
   // all of them takes the whole subtree without visiting it. Also derived by index_children.
   std::vector<uint64_t> below;
+  // utf8_ok[i]: every byte string below node i (each token's bytes past it) is a prefix of valid UTF-8
+  // text read from a character boundary, without NUL. A state that loops on their ASCII bytes and
+  // reads every UTF-8 character back to itself accepts them all. Also derived by index_children.
+  std::vector<uint8_t> utf8_ok;
   void index_children();
+  static constexpr int kUtf8States = 8;
+  static int utf8_step(int state, uint8_t b);
   size_t memory_bytes() const {
     return nodes.size() * sizeof(Node) + tok_off.size() * 4 + tok_ids.size() * 4 + child_off.size() * 4 +
-           child_byte.size() + child_node.size() * 4 + below.size() * 8;
+           child_byte.size() + child_node.size() * 4 + below.size() * 8 + utf8_ok.size();
   }
 };
 

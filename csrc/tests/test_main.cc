@@ -523,6 +523,14 @@ void test_loop_skip_matches_walk() {
   CHECK(a_node > 0);
   CHECK((tr.below[2 * size_t(a_node) + 1] >> ('b' - 64)) & 1);   // "ab", "abc" below 'a'
   CHECK(!((tr.below[2 * size_t(a_node) + 1] >> ('z' - 64)) & 1));
+  // ... and whether everything below a node is a valid UTF-8 prefix (read from a character boundary).
+  Trie u({{"a\xC3\xA9", 0}, {"a\xC3", 1}, {"b\xC3(", 2}, {std::string("c\0", 2), 3}, {"d\xF0\x9F\x98\x80", 4},
+          {"e\xED\x9F\xBF", 5}, {"f\xED\xA0\x80", 6}, {"g\xE0\x80", 7}, {"h\xF4\x90", 8}});
+  auto ok = [&](char c) { return u.utf8_ok[size_t(u.root_child[uint8_t(c)])] != 0; };
+  CHECK(ok('a') && ok('d') && ok('e'));                           // whole and cut characters
+  CHECK(!ok('b') && !ok('c'));                                    // a broken sequence; NUL
+  CHECK(!ok('f') && !ok('g') && !ok('h'));                        // surrogate, overlong, above U+10FFFF
+  CHECK(!u.utf8_ok[0]);
 }
 
 int main() {
