@@ -616,6 +616,15 @@ const uint64_t* Matcher::loop_bytes(const Automaton& a, int32_t q, const int32_t
   return st.loop;
 }
 
+// The token list a mask is collected into, per thread: a free-text state lists most of the vocabulary
+// (over a megabyte), and a buffer per matcher would be fresh memory, page faults included, for every new
+// matcher. Not inlined: the caller keeps the reference (see row_scratch).
+__attribute__((noinline)) Matcher::Out& Matcher::out_scratch() {
+  thread_local Out out;
+  out.clear();
+  return out;
+}
+
 std::pair<uint32_t, uint32_t> Matcher::closure_one(Config c) {
   const uint64_t key = (uint64_t(uint32_t(c.d)) << 32) | uint32_t(c.stack);
   auto it = closure_memo_.find(key);
@@ -933,7 +942,7 @@ inline void put_words(uint32_t* mask, const uint32_t* src, int32_t W, bool write
 // comes from the cache of its own state. False when no token is allowed.
 bool Matcher::config_mask(Config cfg, uint32_t limit, uint32_t* mask, bool write) {
   const int32_t W = g_->index()->words();
-  Out& out = out_scratch_;  // reused: no reallocation per call
+  Out& out = out_scratch();
   out.clear();
   Base base;
   const MaskEntry* e = cached_entry(cfg, out, base);
@@ -996,7 +1005,7 @@ void Matcher::fill_mask(uint32_t* mask) {
       return;
     }
   }
-  Out& out = out_scratch_;
+  Out& out = out_scratch();
   out.clear();
   Base base;
   collect(cur, first, limit, out, base);

@@ -134,6 +134,7 @@ class Matcher {
   // The closure of one configuration, as a range of closure_store_ (memoized: the arena only grows, so
   // a configuration's closure never changes).
   std::pair<uint32_t, uint32_t> closure_one(Config c);
+  static Out& out_scratch();  // cleared
   std::unordered_map<uint64_t, std::pair<uint32_t, uint32_t>> closure_memo_;
   std::vector<Config> closure_store_;
   // Shallowest stack depth a walk reached (how far below the current rule it looked).
@@ -172,7 +173,6 @@ class Matcher {
     const int32_t* row;   // transition row of the state at the frame's node
   };
   std::vector<WalkFrame> frames_;
-  Out out_scratch_;
 };
 
 // Fill masks of many matchers across threads (GIL released by the caller).
