@@ -192,14 +192,12 @@ class LogitsProcessor:
             _iu.set_only(row, self.grammar.stop_ids[:1])
         else:
             m.fill_next_token_bitmask(self._bitmask, 0)
-            if not row.any():  # budget spent
-                if m.is_accepting() and self.grammar.stop_ids:
-                    _iu.set_only(row, self.grammar.stop_ids)
-                    self.done = True
-                else:
-                    warnings.warn("fcgrammar: the output cannot be completed within the token budget", stacklevel=2)
-                    _iu.set_only(row, self.grammar.stop_ids[:1])
-                    self.done = True
+            if not row.any():
+                # The budget is spent before the output is complete (a complete output would have its
+                # stop tokens in the mask): end the generation rather than let llama.cpp sample anything.
+                warnings.warn("fcgrammar: the output cannot be completed within the token budget", stacklevel=2)
+                _iu.set_only(row, self.grammar.stop_ids[:1])
+                self.done = True
         _mask_numpy(scores, row)
         self.num_steps += 1
         return scores
