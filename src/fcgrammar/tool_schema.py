@@ -85,6 +85,30 @@ def _join(parts: Iterable[str]) -> str:
     return "\n\n".join(" ".join(p) for p in paras if p)
 
 
+def _section_body(lines: List[str], i: int, ended: Callable[[int], bool],
+                  entry: Callable[[str], Optional[List[str]]]) -> int:
+    """Read a section's body from line ``i`` until ``ended(k)``: a line at the body's first indent starts an
+    entry (``entry(text)`` gives the list its description lines go to, or None to drop them); deeper and
+    blank lines continue it. Returns the index of the line after the section."""
+    base: Optional[int] = None
+    cur: Optional[List[str]] = None
+    while i < len(lines) and not ended(i):
+        line = lines[i]
+        i += 1
+        if not line.strip():
+            if cur is not None:
+                cur.append("")
+            continue
+        ind = _indent(line)
+        if base is None:
+            base = ind
+        if ind <= base:
+            cur = entry(line.strip())
+        elif cur is not None:
+            cur.append(line)
+    return i
+
+
 def parse_docstring(doc: Optional[str]) -> Tuple[str, Dict[str, str]]:
     """``(description, {parameter: description})`` from a Google, NumPy or Sphinx/reST docstring.
 
@@ -105,35 +129,20 @@ def parse_docstring(doc: Optional[str]) -> Tuple[str, Dict[str, str]]:
         if i + 1 < n and stripped and _NUMPY_RULE.match(lines[i + 1]) and not _NUMPY_RULE.match(line):
             in_desc = False
             title = stripped.lower()
-            i += 2
-            base = None
-            cur: Optional[List[str]] = None
-            while i < n:
-                l2 = lines[i]
-                if l2.strip() and i + 1 < n and _NUMPY_RULE.match(lines[i + 1]):
-                    break  # next section
-                if not l2.strip():
-                    if cur is not None:
-                        cur.append("")
-                    i += 1
-                    continue
-                ind = _indent(l2)
-                if base is None:
-                    base = ind
-                if ind <= base:
-                    cur = None
-                    if title in ("parameters", "other parameters", "attributes", "keyword arguments"):
-                        m = _NUMPY_ENTRY.match(l2.strip())
-                        if m:
-                            cur = []
-                            for nm in m.group(1).split(","):
-                                nm = nm.strip().lstrip("*")
-                                if nm:
-                                    params.setdefault(nm, cur)
-                else:
-                    if cur is not None:
-                        cur.append(l2)
-                i += 1
+
+            def numpy_entry(text: str, title=title) -> Optional[List[str]]:
+                m = _NUMPY_ENTRY.match(text)
+                if title not in ("parameters", "other parameters", "attributes", "keyword arguments") or not m:
+                    return None
+                cur: List[str] = []
+                for nm in m.group(1).split(","):
+                    nm = nm.strip().lstrip("*")
+                    if nm:
+                        params.setdefault(nm, cur)
+                return cur
+
+            i = _section_body(lines, i + 2, lambda k: bool(lines[k].strip()) and k + 1 < n
+                              and bool(_NUMPY_RULE.match(lines[k + 1])), numpy_entry)  # up to the next section
             continue
         # Sphinx field list.
         m = _SPHINX_FIELD.match(stripped)
@@ -158,30 +167,17 @@ def parse_docstring(doc: Optional[str]) -> Tuple[str, Dict[str, str]]:
                                          or g.group(1).lower() in _GOOGLE_OTHER_SECTIONS):
             in_desc = False
             is_params = g.group(1).lower() in _GOOGLE_PARAM_SECTIONS
-            i += 1
-            base = None
-            cur = None
-            while i < n:
-                l2 = lines[i]
-                if l2.strip() and _indent(l2) == 0:
-                    break  # the section ended
-                if not l2.strip():
-                    if cur is not None:
-                        cur.append("")
-                    i += 1
-                    continue
-                ind = _indent(l2)
-                if base is None:
-                    base = ind
-                if ind <= base:
-                    cur = None
-                    e = _GOOGLE_ENTRY.match(l2.strip())
-                    if is_params and e:
-                        cur = params.setdefault(e.group(1), [])
-                        cur.append(e.group(3))
-                elif cur is not None:
-                    cur.append(l2)
-                i += 1
+
+            def google_entry(text: str, is_params=is_params) -> Optional[List[str]]:
+                e = _GOOGLE_ENTRY.match(text)
+                if not (is_params and e):
+                    return None
+                cur = params.setdefault(e.group(1), [])
+                cur.append(e.group(3))
+                return cur
+
+            i = _section_body(lines, i + 1, lambda k: bool(lines[k].strip()) and _indent(lines[k]) == 0,
+                              google_entry)  # up to the next unindented line
             continue
         if in_desc:
             desc.append(line)
