@@ -241,18 +241,6 @@ void Automaton::closure_into_locked(const int32_t* begin, const int32_t* end, st
   std::sort(out.begin(), out.end());
 }
 
-int32_t* Automaton::alloc_set_locked(size_t n) const {
-  if (set_blocks_.empty() || set_block_used_ + n > set_block_size_) {
-    set_block_size_ = std::max<size_t>(n, 2048);
-    set_blocks_.emplace_back(new int32_t[set_block_size_]);
-    set_block_used_ = 0;
-    set_ints_ += set_block_size_;
-  }
-  int32_t* p = set_blocks_.back().get() + set_block_used_;
-  set_block_used_ += n;
-  return p;
-}
-
 void Automaton::grow_intern_locked() const {
   std::vector<int32_t> t(intern_.size() * 2, -1);
   const size_t mask = t.size() - 1;
@@ -281,7 +269,7 @@ int32_t Automaton::intern_locked(const std::vector<int32_t>& set) const {
   if (!chunks_[chunk]) chunks_[chunk].reset(new DState[size_t(1) << kChunkBits]);
   DState& st = chunks_[chunk][id & kChunkMask];
   // `set` may be closure scratch: nothing below reads it again
-  int32_t* mem = alloc_set_locked(set.size());
+  int32_t* mem = sets_.alloc(set.size());
   std::copy(set.begin(), set.end(), mem);
   st.nfa = {mem, mem + set.size()};
   st.hash = h;
@@ -393,7 +381,8 @@ const int32_t* Automaton::compute_row(int32_t d) const {
         cls_targets[c].push_back(e.to);
       }
     }
-  int32_t* row = alloc_row_locked();
+  int32_t* row = rows_.alloc(size_t(num_classes_));
+  ++num_rows_;
   std::fill(row, row + num_classes_, kDead);
   // Many classes lead to the same targets: close and intern each distinct target list once.
   auto& distinct = rs.distinct;  // (class whose list is canonical, DFA state)
@@ -429,27 +418,12 @@ const int32_t* Automaton::compute_row(int32_t d) const {
   return row;
 }
 
-// Rows are carved from blocks (one allocation per many rows; they live as long as the automaton).
-int32_t* Automaton::alloc_row_locked() const {
-  size_t n = size_t(num_classes_);
-  if (row_blocks_.empty() || row_block_used_ + n > row_block_size_) {
-    row_block_size_ = std::max<size_t>(n, 4096);
-    row_blocks_.emplace_back(new int32_t[row_block_size_]);
-    row_block_used_ = 0;
-  }
-  int32_t* r = row_blocks_.back().get() + row_block_used_;
-  row_block_used_ += n;
-  ++num_rows_;
-  return r;
-}
-
 size_t Automaton::memory_bytes() const {
   std::lock_guard<std::mutex> lock(mu_);
   size_t b = nfa_.memory_bytes();
   int32_t n = count_.load();
   b += size_t((n >> kChunkBits) + 1) * (sizeof(DState) << kChunkBits);
-  b += set_ints_ * 4 + intern_.size() * 4;  // NFA set blocks + intern table
-  b += row_blocks_.size() * row_block_size_ * 4;
+  b += sets_.allocated_bytes() + rows_.allocated_bytes() + intern_.size() * 4;
   return b;
 }
 

@@ -6,6 +6,7 @@
 // At run time a matcher holds a set of configurations (state, stack); the stack lives in a per-matcher
 // StackArena and is only non-empty inside recursive rules.
 #pragma once
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -95,13 +96,10 @@ class Automaton {
   const int32_t* compute_row(int32_t d) const;
   void ensure_scratch_locked() const;
   int32_t intern_locked(const std::vector<int32_t>& set) const;
-  // Carves `n` ints from the set pool (NFA sets of DFA states: one allocation per many sets).
-  int32_t* alloc_set_locked(size_t n) const;
   void grow_intern_locked() const;
   void closure_locked(std::vector<int32_t>& set) const;
   // Epsilon closure of [begin, end) into `out` (sorted); `out` must not alias the input.
   void closure_into_locked(const int32_t* begin, const int32_t* end, std::vector<int32_t>& out) const;
-  int32_t* alloc_row_locked() const;
   void compute_costs();
   void compute_classes();
 
@@ -126,10 +124,29 @@ class Automaton {
   }
   // NFA set -> DFA state: open addressing over DFA ids (-1 empty), at most half full.
   mutable std::vector<int32_t> intern_;
-  mutable std::vector<std::unique_ptr<int32_t[]>> set_blocks_;
-  mutable size_t set_block_size_ = 0, set_block_used_ = 0, set_ints_ = 0;  // set_ints_: allocated
-  mutable std::vector<std::unique_ptr<int32_t[]>> row_blocks_;
-  mutable size_t row_block_size_ = 0, row_block_used_ = 0;
+  // Ints carved from blocks: one allocation per many rows or NFA sets (they live as long as the automaton).
+  class IntPool {
+   public:
+    explicit IntPool(size_t block) : block_(block) {}
+    int32_t* alloc(size_t n) {
+      if (blocks_.empty() || used_ + n > size_) {
+        size_ = std::max(n, block_);
+        blocks_.emplace_back(new int32_t[size_]);
+        used_ = 0;
+        allocated_ += size_;
+      }
+      int32_t* p = blocks_.back().get() + used_;
+      used_ += n;
+      return p;
+    }
+    size_t allocated_bytes() const { return allocated_ * sizeof(int32_t); }
+
+   private:
+    std::vector<std::unique_ptr<int32_t[]>> blocks_;
+    size_t block_, size_ = 0, used_ = 0, allocated_ = 0;
+  };
+  mutable IntPool sets_{2048};  // the NFA sets of deterministic states
+  mutable IntPool rows_{4096};  // transition rows
   mutable int32_t num_rows_ = 0;
   mutable std::vector<uint32_t> stamp_;
   mutable uint32_t stamp_gen_ = 0;
