@@ -43,25 +43,36 @@ const MaskEntry* CompiledGrammar::publish_mask(int32_t d, std::unique_ptr<MaskEn
   return out;
 }
 
+namespace {
+// A string lexer state and a value, as cached on a deterministic state (DState::lexeme, DState::open).
+int64_t pack_lexer(int32_t lexer_state, uint32_t value) { return (int64_t(lexer_state) << 32) | int64_t(value); }
+
+// An answer cached in a state's slot: -1 while unknown, else pack_lexer(...) (0: does not apply).
+// Concurrent first callers compute the same answer.
+template <class Compute>
+uint32_t cached_on_state(std::atomic<int64_t>& slot, int32_t* lexer_state, Compute compute) {
+  int64_t v = slot.load(std::memory_order_acquire);
+  if (v < 0) {
+    v = compute();
+    slot.store(v, std::memory_order_release);
+  }
+  *lexer_state = int32_t(v >> 32);
+  return uint32_t(v & 0xFFFFFFFF);
+}
+}  // namespace
+
 // Does `d` behave exactly like a state of the canonical JSON string automaton up to the closing quote,
 // all quotes leading to one state? Decided structurally when the state lies inside one of the grammar's
 // string bodies, else checked as a bisimulation; the answer is cached on the state.
 int32_t CompiledGrammar::string_body(int32_t d, int32_t* lexer_state) const {
-  const Automaton& G = *automaton_;
-  DState& st = G.state_mut(d);
-  int64_t v = st.lexeme.load(std::memory_order_acquire);
-  if (v < 0) {
-    int32_t l = 0, x = 0;
-    const DState& ds = G.state(d);
-    if (index_ && !ds.final && ds.calls.empty()) {
-      x = structural_string_body(d, &l);
-      if (!x) x = bisim_string_body(d, &l, true);
-    }
-    v = x ? (int64_t(l) << 32) | int64_t(x) : 0;
-    st.lexeme.store(v, std::memory_order_release);
-  }
-  *lexer_state = int32_t(v >> 32);
-  return int32_t(v & 0xFFFFFFFF);
+  return int32_t(cached_on_state(automaton_->state_mut(d).lexeme, lexer_state, [&]() -> int64_t {
+    const DState& ds = automaton_->state(d);
+    if (!index_ || ds.final || !ds.calls.empty()) return 0;
+    int32_t l = 0;
+    int32_t x = structural_string_body(d, &l);
+    if (!x) x = bisim_string_body(d, &l, true);
+    return x ? pack_lexer(l, uint32_t(x)) : 0;
+  }));
 }
 
 int32_t CompiledGrammar::string_body_bisim(int32_t d, int32_t* lexer_state) const {
@@ -139,11 +150,11 @@ int32_t CompiledGrammar::bisim_string_body(int32_t d, int32_t* lexer_state, bool
       }
     }
     if (ok && exit) {
-      v = (int64_t(l0) << 32) | int64_t(exit);
+      v = pack_lexer(int32_t(l0), uint32_t(exit));
       if (record)
         for (const auto& [l, q] : seen) {
           int64_t unknown = -1;
-          G.state_mut(q).lexeme.compare_exchange_strong(unknown, (int64_t(l) << 32) | int64_t(exit),
+          G.state_mut(q).lexeme.compare_exchange_strong(unknown, pack_lexer(l, uint32_t(exit)),
                                                        std::memory_order_acq_rel);
         }
     }
@@ -309,38 +320,29 @@ bool CompiledGrammar::inside_string_only(const std::vector<int32_t>& others, int
 }
 
 uint32_t CompiledGrammar::open_string(int32_t d, int32_t* lexer_state) const {
-  const Automaton& G = *automaton_;
-  DState& st = G.state_mut(d);
-  int64_t v = st.open.load(std::memory_order_acquire);
-  if (v < 0) {
-    v = 0;
-    const Nfa& nfa = G.nfa();
-    const DState& ds = G.state(d);
-    if (index_ && !nfa.open_strings.empty() && !ds.final && ds.calls.empty()) {
-      int32_t l = 0;
-      uint32_t bound = 0;
-      bool ok = true;
-      std::vector<int32_t> others;
-      for (int32_t s : ds.nfa) {
-        if (!StringLexemeIndex::matters(nfa, s)) continue;
-        auto it = std::upper_bound(nfa.open_strings.begin(), nfa.open_strings.end(), s,
-                                   [](int32_t x, const Nfa::OpenString& c) { return x < c.lo; });
-        if (it == nfa.open_strings.begin() || s >= (it - 1)->hi) {
-          others.push_back(s);
-          continue;
-        }
-        const OpenStringLabels& lab = open_string_labels(size_t(it - 1 - nfa.open_strings.begin()));
-        int32_t x = lab.ok ? lab.label[size_t(s - (it - 1)->lo)] : 0;
-        if (x <= 0 || (l && x != l)) { ok = false; break; }
-        l = x;
-        bound = std::max(bound, lab.max_cost);
+  return cached_on_state(automaton_->state_mut(d).open, lexer_state, [&]() -> int64_t {
+    const Nfa& nfa = automaton_->nfa();
+    const DState& ds = automaton_->state(d);
+    if (!index_ || nfa.open_strings.empty() || ds.final || !ds.calls.empty()) return 0;
+    int32_t l = 0;
+    uint32_t bound = 0;
+    std::vector<int32_t> others;
+    for (int32_t s : ds.nfa) {
+      if (!StringLexemeIndex::matters(nfa, s)) continue;
+      auto it = std::upper_bound(nfa.open_strings.begin(), nfa.open_strings.end(), s,
+                                 [](int32_t x, const Nfa::OpenString& c) { return x < c.lo; });
+      if (it == nfa.open_strings.begin() || s >= (it - 1)->hi) {
+        others.push_back(s);
+        continue;
       }
-      if (ok && l && (others.empty() || inside_string_only(others, l))) v = (int64_t(l) << 32) | int64_t(bound);
+      const OpenStringLabels& lab = open_string_labels(size_t(it - 1 - nfa.open_strings.begin()));
+      int32_t x = lab.ok ? lab.label[size_t(s - (it - 1)->lo)] : 0;
+      if (x <= 0 || (l && x != l)) return 0;
+      l = x;
+      bound = std::max(bound, lab.max_cost);
     }
-    st.open.store(v, std::memory_order_release);
-  }
-  *lexer_state = int32_t(v >> 32);
-  return uint32_t(v & 0xFFFFFFFF);
+    return l && (others.empty() || inside_string_only(others, l)) ? pack_lexer(l, bound) : 0;
+  });
 }
 
 const MaskEntry* CompiledGrammar::find_frame_mask(int32_t d, int32_t ret) const {
