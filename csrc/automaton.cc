@@ -495,7 +495,7 @@ bool configs_accepting(const Automaton& a, const std::vector<Config>& cfgs) {
   return false;
 }
 
-uint32_t configs_cost(const Automaton& a, const StackArena& arena, const std::vector<Config>& cfgs) {
+uint32_t configs_cost(const Automaton& a, const StackArena& arena, Span<Config> cfgs) {
   uint32_t best = kInfCost;
   for (const Config& c : cfgs)
     best = std::min<uint32_t>(best, a.state(c.d).cost + arena.node(c.stack).cost);

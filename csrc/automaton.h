@@ -190,6 +190,9 @@ void closure(const Automaton& a, StackArena& arena, std::vector<Config>& cfgs, u
 bool step_configs(const Automaton& a, StackArena& arena, const std::vector<Config>& in, Symbol s,
                   std::vector<Config>& out, uint32_t max_depth);
 bool configs_accepting(const Automaton& a, const std::vector<Config>& cfgs);
-uint32_t configs_cost(const Automaton& a, const StackArena& arena, const std::vector<Config>& cfgs);
+uint32_t configs_cost(const Automaton& a, const StackArena& arena, Span<Config> cfgs);
+inline uint32_t configs_cost(const Automaton& a, const StackArena& arena, const std::vector<Config>& cfgs) {
+  return configs_cost(a, arena, Span<Config>{cfgs.data(), cfgs.data() + cfgs.size()});
+}
 
 }  // namespace fcg

@@ -511,38 +511,33 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
   const size_t base = fs.size();
   auto enter = [&](uint32_t i, int32_t q) {
     const DState& qs = a.state(q);
-    uint32_t c = qs.cost;
-    if (!qs.calls.empty() || (qs.final && start.stack != 0)) {
-      // The closure's configurations each walk the subtree on their own (a set of configurations is
-      // a union), and q goes on below as a plain state. Free text that may start a call at every
-      // character stays a deterministic walk (with its subtree skips) instead of a walk of sets.
-      const auto [cb, ce] = closure_one({q, start.stack});
-      c = kInfCost;
-      for (uint32_t k = cb; k < ce; ++k) {
-        const Config o = closure_store_[k];
-        const auto& n = arena_.node(o.stack);
-        min_depth_ = std::min(min_depth_, n.depth);
-        c = std::min<uint32_t>(c, a.state(o.d).cost + n.cost);
-      }
-      if (c >= kInfCost) return;
-      uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
-      if (t0 != t1 && c <= limit)
-        append_tokens(out, trie.tok_ids.data(), t0, t1, c);
+    // A state that calls or returns: the closure's other configurations each walk the subtree on their
+    // own (a set of configurations is a union), and q goes on below as a plain state. Free text that may
+    // start a call at every character stays a deterministic walk (with its subtree skips) instead of a
+    // walk of sets.
+    const bool expands = !qs.calls.empty() || (qs.final && start.stack != 0);
+    std::pair<uint32_t, uint32_t> cl{0, 0};  // the closure, in closure_store_
+    uint32_t here;                           // cost after a token that ends at this node
+    if (expands) {
+      cl = closure_one({q, start.stack});
+      const Span<Config> cfgs{closure_store_.data() + cl.first, closure_store_.data() + cl.second};
+      note_depth(cfgs);
+      here = configs_cost(a, arena_, cfgs);
+      if (here >= kInfCost) return;
+    } else {
+      if (qs.cost >= kInfCost) return;
+      here = qs.cost + stack_cost;
+    }
+    if (here <= limit) append_tokens(out, trie.tok_ids.data(), trie.tok_off[i], trie.tok_off[i + 1], here);
+    if (expands) {
       if (child_off[i] == child_off[i + 1]) return;
-      for (uint32_t k = cb; k < ce; ++k) {  // by index: nested walks may add closures to the store
+      for (uint32_t k = cl.first; k < cl.second; ++k) {  // by index: nested walks may add closures to the store
         const Config o = closure_store_[k];
         if (!(o.d == q && o.stack == start.stack)) walk_dfa(trie, i, false, o, limit, out);
       }
-      c = qs.cost;
-      if (c >= kInfCost) return;
-      c += stack_cost;
-    } else {
-      if (c >= kInfCost) return;
-      c += stack_cost;
-      uint32_t t0 = trie.tok_off[i], t1 = trie.tok_off[i + 1];
-      if (t0 != t1 && c <= limit)
-        append_tokens(out, trie.tok_ids.data(), t0, t1, c);
+      if (qs.cost >= kInfCost) return;
     }
+    const uint32_t c = qs.cost + stack_cost;
     if (opening && trie.nodes[i].byte == '"' && opening_shortcut(int32_t(i), {{q, start.stack}}, limit, out)) return;
     if (child_off[i] == child_off[i + 1]) return;
     const int32_t* row = a.row(q);
@@ -945,7 +940,6 @@ inline void put_words(uint32_t* mask, const uint32_t* src, int32_t W, bool write
 bool Matcher::config_mask(Config cfg, uint32_t limit, uint32_t* mask, bool write) {
   const int32_t W = g_->index()->words();
   Out& out = out_scratch();
-  out.clear();
   Base base;
   const MaskEntry* e = cached_entry(cfg, out, base);
   const uint64_t stack_cost = arena_.node(cfg.stack).cost;
@@ -1008,7 +1002,6 @@ void Matcher::fill_mask(uint32_t* mask) {
     }
   }
   Out& out = out_scratch();
-  out.clear();
   Base base;
   collect(cur, first, limit, out, base);
   if (out.empty() && base.n == 0 && !accepting && limit < kInfCost - 1) {

@@ -139,9 +139,10 @@ class Matcher {
   std::vector<Config> closure_store_;
   // Shallowest stack depth a walk reached (how far below the current rule it looked).
   uint32_t min_depth_ = 0;
-  void note_depth(const std::vector<Config>& cfgs) {
+  void note_depth(Span<Config> cfgs) {
     for (const Config& c : cfgs) min_depth_ = std::min(min_depth_, arena_.node(c.stack).depth);
   }
+  void note_depth(const std::vector<Config>& cfgs) { note_depth(Span<Config>{cfgs.data(), cfgs.data() + cfgs.size()}); }
   struct Base {
     const uint32_t* sets[StringLexemeIndex::kExtraBuckets + 4];
     int n = 0;
