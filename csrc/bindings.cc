@@ -70,6 +70,21 @@ struct IrConverter {
       case Op::Tok:
         e.ref = nb::cast<int32_t>(t[1]);
         break;
+      case Op::Excl: {
+        if (t.size() < 3) throw GrammarError("exclusion node needs (EXCL, names, ranges)");
+        for (nb::handle w : nb::borrow<nb::tuple>(t[1])) {
+          if (!PyUnicode_Check(w.ptr())) throw GrammarError("an excluded name must be a str");
+          const Py_ssize_t n = PyUnicode_GetLength(w.ptr());
+          std::vector<uint32_t> cps(static_cast<size_t>(n));
+          for (Py_ssize_t i = 0; i < n; ++i) cps[static_cast<size_t>(i)] = uint32_t(PyUnicode_ReadChar(w.ptr(), i));
+          e.words.push_back(std::move(cps));
+        }
+        for (nb::handle r : nb::borrow<nb::tuple>(t[2])) {
+          nb::tuple p = nb::borrow<nb::tuple>(r);
+          e.ranges.push_back({nb::cast<uint32_t>(p[0]), nb::cast<uint32_t>(p[1])});
+        }
+        break;
+      }
       default:
         throw GrammarError("unknown grammar node kind " + std::to_string(op));
     }
@@ -260,6 +275,8 @@ NB_MODULE(_core, m) {
       .def_prop_ro("num_states", [](const CompiledGrammar& g) { return g.automaton().num_states(); })
       .def_prop_ro("num_rows", [](const CompiledGrammar& g) { return g.automaton().num_rows(); })
       .def_prop_ro("num_nfa_states", [](const CompiledGrammar& g) { return g.automaton().nfa().num_states(); })
+      .def_prop_ro("num_nfa_edges", [](const CompiledGrammar& g) { return g.automaton().nfa().edges.size(); })
+      .def_prop_ro("num_nfa_eps", [](const CompiledGrammar& g) { return g.automaton().nfa().eps.size(); })
       .def_prop_ro("num_classes", [](const CompiledGrammar& g) { return g.automaton().num_classes(); })
       .def_prop_ro("stop_ids", &CompiledGrammar::stop_ids);
 

@@ -96,6 +96,52 @@ void hex_sequences(uint32_t lo, uint32_t hi, int width, DigitSeq prefix, std::ve
   }
 }
 
+// The code points with a two-character JSON escape, and the escape's second character.
+constexpr std::pair<uint32_t, char> kShortEscapes[] = {{0x22, '"'}, {0x5C, '\\'}, {0x2F, '/'}, {0x08, 'b'},
+                                                       {0x0C, 'f'},  {0x0A, 'n'},  {0x0D, 'r'}, {0x09, 't'}};
+
+uint32_t high_surrogate(uint32_t c) { return 0xD800 + ((c - 0x10000) >> 10); }
+uint32_t low_surrogate(uint32_t c) { return 0xDC00 + ((c - 0x10000) & 0x3FF); }
+
+// Every way a JSON string writes code point `c`, as codepoints_build accepts them: raw UTF-8 (not '"',
+// '\\', control characters or surrogates), a short escape, \uXXXX in every hex case, or (`pairs`) a
+// surrogate pair in every hex case.
+void json_encodings(uint32_t c, bool pairs, std::vector<std::string>& out) {
+  out.clear();
+  if (c >= 0x20 && c != 0x22 && c != 0x5C && !(c >= 0xD800 && c <= 0xDFFF) && c <= 0x10FFFF) {
+    uint8_t b[4];
+    out.emplace_back(reinterpret_cast<const char*>(b), size_t(encode_utf8(c, b)));
+  }
+  for (auto [sc, ch] : kShortEscapes)
+    if (sc == c) out.push_back(std::string("\\") + ch);
+  std::vector<std::string> acc{""}, next;
+  auto hex4 = [&](uint32_t v) {
+    for (std::string& p : acc) p += "\\u";
+    for (int i = 3; i >= 0; --i) {
+      const int d = int(v >> (4 * i)) & 15;
+      next.clear();
+      for (const std::string& p : acc) {
+        if (d < 10) {
+          next.push_back(p + char('0' + d));
+        } else {
+          next.push_back(p + char('a' + d - 10));
+          next.push_back(p + char('A' + d - 10));
+        }
+      }
+      acc.swap(next);
+    }
+  };
+  if (c <= 0xFFFF) {
+    hex4(c);
+  } else if (pairs) {
+    hex4(high_surrogate(c));
+    hex4(low_surrogate(c));
+  } else {
+    return;
+  }
+  out.insert(out.end(), acc.begin(), acc.end());
+}
+
 struct Builder {
   const GrammarIR& ir;
   const Limits& limits;
@@ -270,9 +316,7 @@ struct Builder {
       }
       return bs;
     };
-    static const std::pair<uint32_t, char> shorts[] = {{0x22, '"'}, {0x5C, '\\'}, {0x2F, '/'}, {0x08, 'b'},
-                                                      {0x0C, 'f'},  {0x0A, 'n'},  {0x0D, 'r'}, {0x09, 't'}};
-    for (auto [c, ch] : shorts)
+    for (auto [c, ch] : kShortEscapes)
       if (contains(c)) edge(backslash(), ch, ch, to);
     for (auto [lo, hi] : ranges) {
       if (lo <= 0xFFFF) {
@@ -282,8 +326,8 @@ struct Builder {
       }
       if (hi >= 0x10000 && pairs) {
         uint32_t a = std::max<uint32_t>(lo, 0x10000), b = hi;
-        auto H = [](uint32_t c) { return 0xD800 + ((c - 0x10000) >> 10); };
-        auto L = [](uint32_t c) { return 0xDC00 + ((c - 0x10000) & 0x3FF); };
+        auto H = high_surrogate;
+        auto L = low_surrogate;
         uint32_t ha = H(a), hb = H(b);
         if (ha == hb) {
           surrogate_pair(backslash(), ha, ha, L(a), L(b), to);
@@ -300,6 +344,207 @@ struct Builder {
     for (auto [lo, hi] : ranges)
       if (lo <= 0xD800 && hi >= 0xDFFF) return true;
     return false;
+  }
+
+  static bool has_surrogates(const std::vector<std::pair<uint32_t, uint32_t>>& ranges) {
+    for (auto [lo, hi] : ranges)
+      if (lo <= 0xDFFF && hi >= 0xD800) return true;
+    return false;
+  }
+
+  // (one code point of `ranges`, JSON-encoded)* from `cur`; returns the end. Where the set holds every
+  // surrogate, surrogate pairs are left out (two lone escapes spell them). The unconstrained body (every
+  // code point) is recorded in nfa.string_bodies.
+  int32_t json_star(int32_t cur, const std::vector<std::pair<uint32_t, uint32_t>>& ranges) {
+    const int32_t loop = new_state();
+    eps(cur, loop);
+    const int32_t end = new_state();
+    const bool lone = covers_surrogates(ranges);
+    codepoints(loop, end, ranges, true, /*pairs=*/!lone);
+    eps(end, loop);
+    const int32_t out = new_state();
+    eps(loop, out);
+    if (lone && ranges.size() == 1 && ranges[0].first == 0 && ranges[0].second == 0x10FFFF) {
+      const int32_t size = out - loop + 1;
+      if (nfa.string_body_size == 0) nfa.string_body_size = size;
+      if (size == nfa.string_body_size) nfa.string_bodies.push_back(loop);
+    }
+    return out;
+  }
+
+  // One JSON-encoded code point of a set, as a DFA over bytes (subset construction of the fragment
+  // codepoints_build makes; state 0 is the start). Its language is prefix-free (one code point per word),
+  // so a final state has no moves.
+  struct CpDfa {
+    struct Move {
+      int32_t lo, hi, to;
+    };
+    std::vector<std::vector<Move>> moves;  // per state, sorted by byte, disjoint
+    std::vector<char> final;
+    int32_t step(int32_t a, int32_t b) const {
+      for (const Move& m : moves[size_t(a)])
+        if (m.lo <= b && b <= m.hi) return m.to;
+      return -1;
+    }
+  };
+  std::map<std::pair<std::vector<std::pair<uint32_t, uint32_t>>, bool>, CpDfa> cp_dfas;
+
+  const CpDfa& cp_dfa(const std::vector<std::pair<uint32_t, uint32_t>>& ranges, bool pairs) {
+    auto key = std::make_pair(ranges, pairs);
+    auto it = cp_dfas.find(key);
+    if (it != cp_dfas.end()) return it->second;
+    Builder tb(ir, limits);
+    const int32_t s0 = tb.new_state(), s1 = tb.new_state();
+    tb.codepoints_build(s0, s1, ranges, true, pairs);
+    std::vector<std::vector<NfaEdge>> out(size_t(tb.nfa.num_states()));
+    for (const RawEdge& r : tb.raw_edges) out[size_t(r.from)].push_back(r.e);
+    CpDfa A;
+    std::map<std::vector<int32_t>, int32_t> ids;
+    std::vector<std::vector<int32_t>> sets;
+    auto id_of = [&](std::vector<int32_t> set) {
+      std::sort(set.begin(), set.end());
+      set.erase(std::unique(set.begin(), set.end()), set.end());
+      auto [p, fresh] = ids.emplace(set, int32_t(sets.size()));
+      if (fresh) {
+        A.final.push_back(std::binary_search(set.begin(), set.end(), s1));
+        A.moves.emplace_back();
+        sets.push_back(std::move(set));
+      }
+      return p->second;
+    };
+    id_of({s0});
+    std::vector<int32_t> to_set;
+    for (size_t a = 0; a < sets.size(); ++a) {
+      const std::vector<int32_t> cur = sets[a];
+      int32_t prev = -1, lo = 0;
+      for (int32_t b = 0; b <= 256; ++b) {
+        int32_t to = -1;
+        if (b < 256) {
+          to_set.clear();
+          for (int32_t s : cur)
+            for (const NfaEdge& e : out[size_t(s)])
+              if (e.lo <= b && b <= e.hi) to_set.push_back(e.to);
+          if (!to_set.empty()) to = id_of(to_set);
+        }
+        if (to != prev) {
+          if (prev >= 0) A.moves[a].push_back({lo, b - 1, prev});
+          prev = to;
+          lo = b;
+        }
+      }
+      if (A.final[a] && !A.moves[a].empty()) throw GrammarError("internal error: a code point is a prefix of another");
+    }
+    return cp_dfas.emplace(std::move(key), std::move(A)).first->second;
+  }
+
+  // Op::Excl: a trie over the names' code points with one state per trie node, and at each node a small
+  // DFA reading one JSON-encoded code point: the encodings of the node's children lead to their states
+  // (their shared prefixes, such as "\u00", are shared states), every other code point leaves through
+  // states shared by the whole node kind ("deviated": any body follows). Keys that stop at a node that is
+  // no name end there. Per name character this is about six states; the same language as a regular
+  // expression (names' prefixes | deviations, then any body) takes about thirty.
+  int32_t build_excl(const Expr& e, int32_t from) {
+    const auto& u = e.ranges;
+    const bool lone = has_surrogates(u);
+    if (lone && !covers_surrogates(u))
+      throw GrammarError("key exclusion: its code points must hold every surrogate or none");
+    const bool pairs = !lone;
+    const CpDfa& A = cp_dfa(u, pairs);
+    auto in_u = [&](uint32_t c) {
+      for (auto [lo, hi] : u)
+        if (lo <= c && c <= hi) return true;
+      return false;
+    };
+    struct TrieNode {
+      std::vector<std::pair<uint32_t, int32_t>> kids;  // code point -> node
+      bool word = false;
+    };
+    std::vector<TrieNode> trie(1);
+    for (const auto& w : e.words) {
+      if (!std::all_of(w.begin(), w.end(), in_u)) continue;  // never written: nothing to exclude
+      int32_t n = 0;
+      for (uint32_t c : w) {
+        if (!pairs && c > 0xFFFF)
+          throw GrammarError("key exclusion: a name outside the BMP needs code points without surrogates");
+        auto& ks = trie[size_t(n)].kids;
+        auto it = std::find_if(ks.begin(), ks.end(), [&](const auto& k) { return k.first == c; });
+        if (it != ks.end()) {
+          n = it->second;
+        } else {
+          const int32_t m = int32_t(trie.size());
+          ks.push_back({c, m});
+          trie.emplace_back();
+          n = m;
+        }
+      }
+      trie[size_t(n)].word = true;
+    }
+    const int32_t X = new_state();  // end of the body
+    const int32_t D = new_state();  // deviated: any body follows
+    eps(json_star(D, u), X);
+    std::vector<int32_t> dev(A.moves.size(), -1);
+    std::function<int32_t(int32_t)> deviated = [&](int32_t a) -> int32_t {
+      if (A.final[size_t(a)]) return D;
+      if (dev[size_t(a)] < 0) {
+        dev[size_t(a)] = new_state();
+        for (const auto& m : A.moves[size_t(a)]) edge(dev[size_t(a)], m.lo, m.hi, deviated(m.to));
+      }
+      return dev[size_t(a)];
+    };
+    auto leave = [&](int32_t a) { return dev[size_t(a)] >= 0 ? dev[size_t(a)] : deviated(a); };
+    std::vector<int32_t> S(trie.size(), from);
+    for (size_t n = 1; n < trie.size(); ++n) S[n] = new_state();
+    struct Pos {
+      int32_t state, a;
+      std::vector<std::pair<int32_t, int32_t>> next;  // byte -> position, or ~state of a child
+    };
+    std::vector<Pos> pos;
+    std::vector<std::string> encs;
+    for (size_t n = 0; n < trie.size(); ++n) {
+      if (!trie[n].word) eps(S[n], X);
+      pos.clear();
+      pos.push_back({S[n], 0, {}});
+      for (auto [c, kid] : trie[n].kids) {
+        json_encodings(c, pairs, encs);
+        for (const std::string& w : encs) {
+          int32_t p = 0;
+          for (size_t i = 0; i < w.size(); ++i) {
+            const int32_t b = static_cast<unsigned char>(w[i]);
+            const int32_t a = A.step(pos[size_t(p)].a, b);
+            const bool last = i + 1 == w.size();
+            if (a < 0 || bool(A.final[size_t(a)]) != last)
+              throw GrammarError("internal error: key exclusion encoding of U+" + std::to_string(c));
+            auto& nx = pos[size_t(p)].next;
+            auto it = std::find_if(nx.begin(), nx.end(), [&](const auto& x) { return x.first == b; });
+            if (last) {
+              if (it == nx.end()) nx.push_back({b, ~S[size_t(kid)]});
+            } else if (it != nx.end()) {
+              p = it->second;
+            } else {
+              const int32_t q = int32_t(pos.size());
+              nx.push_back({b, q});
+              pos.push_back({new_state(), a, {}});
+              p = q;
+            }
+          }
+        }
+      }
+      for (Pos& p : pos) {
+        std::sort(p.next.begin(), p.next.end());
+        size_t k = 0;
+        for (const auto& m : A.moves[size_t(p.a)]) {
+          int32_t lo = m.lo;
+          for (; k < p.next.size() && p.next[k].first <= m.hi; ++k) {
+            const int32_t b = p.next[k].first, t = p.next[k].second;
+            if (b > lo) edge(p.state, lo, b - 1, leave(m.to));
+            edge(p.state, b, b, t < 0 ? ~t : pos[size_t(t)].state);
+            lo = b + 1;
+          }
+          if (lo <= m.hi) edge(p.state, lo, m.hi, leave(m.to));
+        }
+      }
+    }
+    return X;
   }
 
   // Build node `n` starting at `from`; return the end state.
@@ -344,25 +589,13 @@ struct Builder {
         int32_t cur = from;
         for (int32_t i = 0; i < e.lo; ++i) cur = build(e.kids[0], cur, depth + 1);
         if (e.hi < 0) {
+          const Expr& kid = ir.nodes.at(e.kids[0]);
+          if (kid.op == Op::Cp && kid.json) return json_star(cur, kid.ranges);
           int32_t loop = new_state();
           eps(cur, loop);
-          const Expr& kid = ir.nodes.at(e.kids[0]);
-          bool body = false;
-          if (kid.op == Op::Cp && kid.json && covers_surrogates(kid.ranges)) {
-            int32_t end = new_state();
-            codepoints(loop, end, kid.ranges, true, /*pairs=*/false);
-            eps(end, loop);
-            body = kid.ranges.size() == 1 && kid.ranges[0].first == 0 && kid.ranges[0].second == 0x10FFFF;
-          } else {
-            eps(build(e.kids[0], loop, depth + 1), loop);
-          }
+          eps(build(e.kids[0], loop, depth + 1), loop);
           int32_t out = new_state();
           eps(loop, out);
-          if (body) {
-            int32_t size = out - loop + 1;
-            if (nfa.string_body_size == 0) nfa.string_body_size = size;
-            if (size == nfa.string_body_size) nfa.string_bodies.push_back(loop);
-          }
           return out;
         }
         int32_t end = new_state();
@@ -390,6 +623,8 @@ struct Builder {
         }
         return build(ir.rules[e.ref], from, depth + 1);
       }
+      case Op::Excl:
+        return build_excl(e, from);
       case Op::Tok: {
         auto it = token_symbol.find(e.ref);
         Symbol sym;

@@ -12,7 +12,7 @@
 
 namespace fcg {
 
-enum class Op : uint8_t { Lit = 0, Cp = 1, Byte = 2, Seq = 3, Alt = 4, Rep = 5, Ref = 6, Tok = 7 };
+enum class Op : uint8_t { Lit = 0, Cp = 1, Byte = 2, Seq = 3, Alt = 4, Rep = 5, Ref = 6, Tok = 7, Excl = 8 };
 
 struct Expr {
   Op op = Op::Seq;
@@ -22,6 +22,9 @@ struct Expr {
   std::string bytes;                               // Lit
   std::vector<std::pair<uint32_t, uint32_t>> ranges;  // Cp / Byte
   std::vector<int32_t> kids;                       // Seq / Alt children, Rep child (kids[0])
+  // Excl: the body of a JSON string (no quotes) over the code points `ranges`, JSON-encoded, whose decoded
+  // value is none of `words` (each a list of code points). `ranges` holds every surrogate or none.
+  std::vector<std::vector<uint32_t>> words;
 };
 
 struct GrammarIR {

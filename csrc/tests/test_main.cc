@@ -80,6 +80,13 @@ struct IR {
     e.ref = id;
     return add(e);
   }
+  int32_t excl(std::vector<std::vector<uint32_t>> names, std::vector<std::pair<uint32_t, uint32_t>> ranges) {
+    Expr e;
+    e.op = Op::Excl;
+    e.words = std::move(names);
+    e.ranges = std::move(ranges);
+    return add(e);
+  }
 };
 
 std::shared_ptr<CompiledGrammar> compile(const GrammarIR& ir, std::shared_ptr<const TokenIndex> idx = nullptr) {
@@ -499,6 +506,54 @@ void test_open_string_masks_match_walk() {
   CHECK(m2.mask_path() == "walk");
 }
 
+void test_key_exclusion() {
+  // "any key but ab, a, \u00e9x" as an Excl node: byte-level acceptance over escapes, and as an open
+  // string, masks equal to what accepting each token allows (and taken from the open-string path).
+  auto idx = small_vocab();
+  IR b;
+  int32_t key = b.seq({b.lit("\""), b.excl({{'a', 'b'}, {'a'}, {0xE9, 'x'}}, {{0, 0x10FFFF}}), b.lit("\"")});
+  int32_t root = b.seq({b.lit("{"), b.ref(1), b.lit(":1}")});
+  b.ir.rules = {root, key};
+  b.ir.open_strings = {1};
+  auto g = compile(b.ir, idx);
+  const char* ok[] = {"{\"\":1}", "{\"abc\":1}", "{\"\\u0062\":1}", "{\"\xC3\xA9\":1}", "{\"\xC3\xA9xy\":1}",
+                      "{\"\\uD83D\":1}", "{\"x\":1}", "{\"\\n\":1}"};
+  const char* bad[] = {"{\"ab\":1}", "{\"a\":1}", "{\"\\u0061\":1}", "{\"\\u0061\\u0062\":1}",
+                       "{\"a\\u0062\":1}", "{\"\\u00E9x\":1}", "{\"\xC3\xA9x\":1}", "{\"\\x\":1}", "{\"\n\":1}"};
+  for (const char* s : ok) CHECK(accepts(g, s));
+  for (const char* s : bad) CHECK(!accepts(g, s));
+  CHECK(accepts(g, "{\"\\u0061\\u0063\":1}"));  // "ac"
+  CHECK(accepts(g, "{\"\\u0061\\u0042\":1}"));  // "aB"
+  const char* prefixes[] = {"{\"", "{\"a", "{\"ab", "{\"x", "{\"\\", "{\"\\u00", "{\"\\u0061", "{\"\xC3", "{\"\xC3\xA9"};
+  int open = 0;
+  for (const char* p : prefixes) {
+    Matcher m(g);
+    CHECK(m.accept_bytes(p));
+    open += m.mask_path().find("open string") != std::string::npos;
+    CHECK(allowed(m, *idx) == accepted(m, *idx));
+  }
+  CHECK(open == int(sizeof(prefixes) / sizeof(prefixes[0])));
+  // Names outside the BMP: code points without surrogates, pairs spell them.
+  IR c;
+  c.ir.rules = {c.seq({c.lit("\""), c.excl({{0x1F600}}, {{0, 0xD7FF}, {0xE000, 0x10FFFF}}), c.lit("\"")})};
+  auto g2 = compile(c.ir, idx);
+  CHECK(!accepts(g2, "\"\xF0\x9F\x98\x80\""));
+  CHECK(!accepts(g2, "\"\\ud83d\\uDE00\""));
+  CHECK(accepts(g2, "\"\\ud83d\\ude01\""));
+  CHECK(!accepts(g2, "\"\\ud83d\""));
+  // Some surrogates but not all, or a supplementary name over lone surrogates: refused.
+  IR d;
+  d.ir.rules = {d.excl({{'a'}}, {{0, 0xD900}})};
+  bool threw = false;
+  try { compile(d.ir); } catch (const GrammarError&) { threw = true; }
+  CHECK(threw);
+  IR f;
+  f.ir.rules = {f.excl({{0x1F600}}, {{0, 0x10FFFF}})};
+  threw = false;
+  try { compile(f.ir); } catch (const GrammarError&) { threw = true; }
+  CHECK(threw);
+}
+
 void test_loop_skip_matches_walk() {
   // Free text without '<', then "<end>": the text state loops on nearly every byte, so the walk takes
   // whole subtrees without visiting them. Masks must equal what accepting allows, in and out of text.
@@ -543,6 +598,7 @@ int main() {
   test_structural_string_body_matches_bisimulation();
   test_digit_runs_match_walk();
   test_open_string_masks_match_walk();
+  test_key_exclusion();
   test_loop_skip_matches_walk();
   test_budget();
   test_threads();

@@ -33,8 +33,8 @@ from urllib.parse import unquote, urljoin
 from . import regex as _rx
 from .errors import LimitError, SchemaError
 from .string_formats import FORMAT_REGEXES, UNSUPPORTED_FORMATS, format_body
-from .grammar import (ALT, ANY_CODEPOINT, BYTE, CP, EMPTY, LIT, NOTHING, REF, REP, SEQ, Expr, Grammar, alt, lit, ref,
-                      rep, seq)
+from .grammar import (ALT, ANY_CODEPOINT, BYTE, CP, EMPTY, EXCL, LIT, NOTHING, REF, REP, SEQ, Expr, Grammar, alt,
+                      excluding, lit, ref, rep, seq)
 
 __all__ = ["schema_to_grammar", "SchemaWarning", "ANY_ORDER_MAX_PROPERTIES"]
 
@@ -171,7 +171,6 @@ def _alt(*items) -> Expr:
     return (ALT, tuple(flat))
 
 
-_EXCL_REST = (REP, (CP, _rx.UNIVERSE, True), 0, -1)
 # Keys are compared as decoded strings. Names made of BMP characters only are excluded over every code
 # point, lone surrogate escapes included, exactly as a plain string accepts them: then the tail after the
 # deviation is the plain string body, and every prefix of a key can still be completed (an open string).
@@ -229,6 +228,8 @@ def _expr_size(e: Expr, memo: dict) -> int:
             n += _expr_size(x, memo)
     elif k == REP:
         n = _expr_size(e[1], memo) * max(1, e[2] + 1 if e[3] == -1 else e[3])
+    elif k == EXCL:
+        n = _excl_size(e[1])
     else:
         n = 1
     memo[id(e)] = (n, e)  # holding e keeps its id valid
@@ -325,32 +326,49 @@ def open_key_names(names) -> bool:
     return all(ord(ch) < 0xD800 or 0xE000 <= ord(ch) <= 0xFFFF for nm in names for ch in nm)
 
 
+def _excl_size(names) -> int:
+    """states of an exclusion node: the deviated tail and a string body, ~6 per trie character"""
+    return 60 + 6 * sum(len(n) for n in names)
+
+
 def key_excluding(names) -> Expr:
     """A JSON string (key) whose decoded value is none of `names` (decided on code points, so every
-    escaped spelling of a name is excluded too): ``FIN | DEV Σ*`` with one shared tail."""
+    escaped spelling of a name is excluded too): one :func:`~fcgrammar.grammar.excluding` node, which the
+    engine builds as a trie (see :func:`expand_excluding` for the same language as a regular expression)."""
     if not names:
         return STRING_ANY
     key = tuple(names)
     e = _EXCL_CACHE.get(key)
     if e is None:
         srt = sorted(set(names))
-        full = open_key_names(srt)
-        rest = STRING_BODY_ANY if full else _EXCL_REST
-        fin = _excl_fin(srt, 0)
-        if all(ch < "\x80" for nm in srt for ch in nm):
-            # ASCII names: a deviation by a non-ASCII character can happen after any ASCII text (if that
-            # text is no name prefix, it deviated earlier), so one shared "ASCII* non-ASCII" replaces a
-            # non-ASCII complement at every trie node (~80 NFA states each): about 4x smaller.
-            dev = _alt(_excl_dev(srt, 0, _ASCII), (SEQ, (_ASCII_RUN, _NON_ASCII)))
-        else:
-            dev = _excl_dev(srt, 0, ANY_CODEPOINT if full else _rx.UNIVERSE)
-        tail = (SEQ, (dev, rest))
-        body = _alt(fin, tail) if fin != NOTHING else tail
-        e = _known_size((SEQ, (_Q, body, _Q)), 6 + _size_of(fin) + _size_of(dev) + _size_of(rest))
+        body = excluding(srt, ANY_CODEPOINT if open_key_names(srt) else _rx.UNIVERSE)
+        e = _known_size((SEQ, (_Q, body, _Q)), 2 + _excl_size(srt))
         if len(_EXCL_CACHE) > 4096:
             _EXCL_CACHE.clear()
         _EXCL_CACHE[key] = e
     return e
+
+
+def expand_excluding(e: Expr) -> Expr:
+    """An :func:`~fcgrammar.grammar.excluding` node's language written with regular-expression nodes,
+    ``FIN | DEV Σ*`` with one shared tail, for the rewriters that change how strings are spelled (Python
+    literals, JSON inside a JSON string); the engine builds the node itself, about five times smaller."""
+    u = e[2]
+    full = u == ANY_CODEPOINT
+    srt = sorted(n for n in e[1] if all(any(lo <= ord(c) <= hi for lo, hi in u) for c in n))
+    rest = STRING_BODY_ANY if full else (REP, (CP, u, True), 0, -1)
+    if not srt:
+        return rest
+    fin = _excl_fin(srt, 0)
+    if full and all(ch < "\x80" for nm in srt for ch in nm):
+        # ASCII names: a deviation by a non-ASCII character can happen after any ASCII text (if that
+        # text is no name prefix, it deviated earlier), so one shared "ASCII* non-ASCII" replaces a
+        # non-ASCII complement at every trie node.
+        dev = _alt(_excl_dev(srt, 0, _ASCII), (SEQ, (_ASCII_RUN, _NON_ASCII)))
+    else:
+        dev = _excl_dev(srt, 0, u)
+    tail = (SEQ, (dev, rest))
+    return _alt(fin, tail) if fin != NOTHING else tail
 
 
 def _ptr(base: str, *tokens) -> str:
@@ -2733,6 +2751,8 @@ class _PyRewriter:
             out = (ALT, tuple(self.body(x, q) for x in e[1]))
         elif k == REP:
             out = (REP, self.body(e[1], q), e[2], e[3])
+        elif k == EXCL:
+            out = self.body(expand_excluding(e), q)
         else:
             raise AssertionError(f"fcgrammar internal error: unexpected node inside a JSON string: {e!r}")
         self.memo[key] = (e, out)

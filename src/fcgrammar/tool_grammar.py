@@ -24,8 +24,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from .errors import SchemaError, TokenizerError
 from .formats import get as get_format
 from .formats.spec import ToolFormat, split_template
-from .grammar import ALT, BYTE, CP, EMPTY, LIT, NOTHING, REF, REP, SEQ, TOK, Expr, Grammar, alt, cp, lit, opt, rep, \
-    seq, star, tok
+from .grammar import ALT, BYTE, CP, EMPTY, EXCL, LIT, NOTHING, REF, REP, SEQ, TOK, Expr, Grammar, alt, cp, lit, opt, \
+    rep, seq, star, tok
 from .text_grammar import TEXT_RANGES, text_expr
 from .tool_schema import CODE_INTERPRETER_NAME, is_code_interpreter, tool_name
 
@@ -281,6 +281,10 @@ def embed_in_json_string(g: Grammar, e: Expr, memo: Optional[Dict[int, int]] = N
         return (REF, memo[r])
     if k == TOK:
         raise SchemaError("a special token cannot appear inside a JSON string", "#")
+    if k == EXCL:
+        from .json_schema import expand_excluding
+
+        return embed_in_json_string(g, expand_excluding(e), memo)
     return e
 
 
