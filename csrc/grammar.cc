@@ -388,6 +388,13 @@ struct Builder {
     }
   };
   std::map<std::pair<std::vector<std::pair<uint32_t, uint32_t>>, bool>, CpDfa> cp_dfas;
+  std::unordered_map<uint64_t, std::vector<std::string>> encodings_;  // (pairs, code point) -> json_encodings
+
+  const std::vector<std::string>& encodings(uint32_t c, bool pairs) {
+    auto [it, fresh] = encodings_.try_emplace((uint64_t(pairs) << 32) | c);
+    if (fresh) json_encodings(c, pairs, it->second);
+    return it->second;
+  }
 
   const CpDfa& cp_dfa(const std::vector<std::pair<uint32_t, uint32_t>>& ranges, bool pairs) {
     auto key = std::make_pair(ranges, pairs);
@@ -483,6 +490,8 @@ struct Builder {
     const int32_t D = new_state();  // deviated: any body follows
     eps(json_star(D, u), X);
     std::vector<int32_t> dev(A.moves.size(), -1);
+    for (size_t a = 0; a < A.final.size(); ++a)
+      if (A.final[a]) dev[a] = D;
     std::function<int32_t(int32_t)> deviated = [&](int32_t a) -> int32_t {
       if (A.final[size_t(a)]) return D;
       if (dev[size_t(a)] < 0) {
@@ -492,6 +501,19 @@ struct Builder {
       return dev[size_t(a)];
     };
     auto leave = [&](int32_t a) { return dev[size_t(a)] >= 0 ? dev[size_t(a)] : deviated(a); };
+    // The moves of a decoder state that hold no child's byte all leave; positions with the same state
+    // and the same such moves share one state holding them (an epsilon move instead of ~10 edges each).
+    std::map<std::pair<int32_t, uint64_t>, int32_t> hubs;
+    auto hub_of = [&](int32_t a, uint64_t touched) {
+      auto [it, fresh] = hubs.emplace(std::make_pair(a, touched), 0);
+      if (fresh) {
+        it->second = new_state();
+        const auto& mv = A.moves[size_t(a)];
+        for (size_t i = 0; i < mv.size(); ++i)
+          if (!((touched >> i) & 1)) edge(it->second, mv[i].lo, mv[i].hi, leave(mv[i].to));
+      }
+      return it->second;
+    };
     std::vector<int32_t> S(trie.size(), from);
     for (size_t n = 1; n < trie.size(); ++n) S[n] = new_state();
     struct Pos {
@@ -499,14 +521,12 @@ struct Builder {
       std::vector<std::pair<int32_t, int32_t>> next;  // byte -> position, or ~state of a child
     };
     std::vector<Pos> pos;
-    std::vector<std::string> encs;
     for (size_t n = 0; n < trie.size(); ++n) {
       if (!trie[n].word) eps(S[n], X);
       pos.clear();
       pos.push_back({S[n], 0, {}});
       for (auto [c, kid] : trie[n].kids) {
-        json_encodings(c, pairs, encs);
-        for (const std::string& w : encs) {
+        for (const std::string& w : encodings(c, pairs)) {
           int32_t p = 0;
           for (size_t i = 0; i < w.size(); ++i) {
             const int32_t b = static_cast<unsigned char>(w[i]);
@@ -531,8 +551,19 @@ struct Builder {
       }
       for (Pos& p : pos) {
         std::sort(p.next.begin(), p.next.end());
+        const auto& mv = A.moves[size_t(p.a)];
+        uint64_t touched = 0;  // moves that hold a child's byte
         size_t k = 0;
-        for (const auto& m : A.moves[size_t(p.a)]) {
+        for (size_t i = 0; i < mv.size() && i < 64; ++i) {
+          while (k < p.next.size() && p.next[k].first < mv[i].lo) ++k;
+          if (k < p.next.size() && p.next[k].first <= mv[i].hi) touched |= uint64_t(1) << i;
+        }
+        const bool hub = mv.size() <= 64 && mv.size() - size_t(__builtin_popcountll(touched)) >= 2;
+        if (hub) eps(p.state, hub_of(p.a, touched));
+        k = 0;
+        for (size_t i = 0; i < mv.size(); ++i) {
+          const auto& m = mv[i];
+          if (hub && !((touched >> i) & 1)) continue;  // no child byte in it: the hub has it
           int32_t lo = m.lo;
           for (; k < p.next.size() && p.next[k].first <= m.hi; ++k) {
             const int32_t b = p.next[k].first, t = p.next[k].second;
