@@ -737,3 +737,38 @@ def test_bfcl_conversion_speed():
         best = min(best, time.perf_counter() - t)
     # target: ~10 ms for 128 tools; the bound leaves room for slow CI machines
     assert best < 0.05, f"128 BFCL tool schemas took {best * 1e3:.1f} ms"
+
+
+# ------------------------------------------------------------------------------------------- into
+
+@pytest.mark.parametrize("syntax", ["json", "python"])
+def test_schemas_compiled_into_one_grammar(syntax):
+    # Tool-call formats compile every tool's schema into the turn's grammar (schema_to_grammar(into=,
+    # shared=)): each keeps its own language, and they share one "any JSON value" rule.
+    from fcgrammar.grammar import REF, SEQ, Grammar, lit
+
+    a = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}  # open: any values
+    b = {"type": "object", "properties": {"y": {"type": "string"}, "z": {}}, "required": ["y"]}
+    g = Grammar()
+    root = g.add_rule("root", None)
+    shared = {}
+    refs = []
+    for s in (a, b):
+        refs.append((REF, len(g.rules)))
+        schema_to_grammar(s, into=g, shared=shared, syntax=syntax)
+    assert g.names.count("any_value") == 1
+    g.set_rule(root, (SEQ, (refs[0], lit(b"|"), refs[1])))
+    cg = compile_bytes(g)
+    if syntax == "json":
+        ok = ['{"x":1}|{"y":"a"}', '{"x":1,"k":[{"q":null}]}|{"y":"a","z":{"w":[1]},"v":true}']
+        bad = ['{"x":"1"}|{"y":"a"}', '{"x":1}|{"y":1}', '{"x":1,"x":2}|{"y":"a"}']
+    else:
+        ok = ["{'x': 1}|{'y': 'a'}", "{'x': 1, 'k': [{'q': None}]}|{'y': 'a', 'z': {'w': [1]}, 'v': True}"]
+        bad = ["{'x': '1'}|{'y': 'a'}", "{'x': 1}|{'y': 1}", '{"x": 1}|{"y": "a", "z": true}']
+    for t in ok:
+        assert accepts(cg, t), t
+    for t in bad:
+        assert not accepts(cg, t), t
+    # the same languages as each schema compiled on its own
+    for s, t_ok in ((a, ok[1].split("|")[0]), (b, ok[1].split("|")[1])):
+        assert accepts(_compiled(s, syntax=syntax), t_ok)

@@ -180,14 +180,14 @@ class Compiler:
         """
         from .formats import get as get_format
         from .tool_grammar import build_turn
-        from .tool_schema import normalize_tool_choice, normalize_tools
+        from .tool_schema import normalize_tool_choice, normalize_tools, tool_name
 
         if format is None:
             raise ValueError("compile_tools needs format= (a preset name from fcgrammar.formats.names(), "
                              "or fcgrammar.formats.detect(chat_template))")
         fmt = get_format(format)
         norm = normalize_tools(tools, functions)
-        mode, allowed = normalize_tool_choice(tool_choice, function_call, tools=norm)
+        mode, allowed = normalize_tool_choice(tool_choice, function_call, tools=[tool_name(t) for t in norm])
         grammar, turn, stops = build_turn(norm, fmt, self.vocab, mode, allowed, parallel_tool_calls,
                                           allow_preamble=allow_preamble, json_options=options,
                                           reasoning=reasoning)

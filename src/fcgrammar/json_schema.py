@@ -977,7 +977,8 @@ class _Active:
 class _Compiler:
     def __init__(self, schema, *, any_order, whitespace, max_whitespace, separators, compat, lenient,
                  coerce_one_of, strict, additional_properties_default, max_repetition, syntax="json",
-                 kwargs=False, kwargs_separators=None) -> None:
+                 kwargs=False, kwargs_separators=None, grammar: Optional[Grammar] = None,
+                 shared: Optional[Dict[Any, Any]] = None) -> None:
         self.root = schema
         self.any_order = bool(any_order)
         self.compat = compat
@@ -986,7 +987,11 @@ class _Compiler:
         self.strict = bool(strict)
         self.add_default_false = bool(strict) or not additional_properties_default
         self.max_rep = int(max_repetition)
-        self.g = Grammar()
+        # The grammar the rules go to (a fresh one, or a caller's that holds other schemas' rules: this
+        # compilation's rules start at self._base), and what schemas compiled into it may share.
+        self.g = grammar if grammar is not None else Grammar()
+        self._base = len(self.g.rules)
+        self._shared = shared if shared is not None else {}
         self.ignored: List[Tuple[str, str]] = []
         self._doc: Optional[_Doc] = None
         self._norm: Dict[int, _Node] = {}
@@ -1404,6 +1409,11 @@ class _Compiler:
     def any_value(self) -> Expr:
         """ref to the shared recursive rule for any JSON value (created once per grammar)"""
         if self._any_rule is None:
+            skey = ("any_value", self._ws_key, self.syntax)
+            hit = self._shared.get(skey)
+            if hit is not None:  # another schema compiled into the same grammar made it
+                self._any_rule, self._any_obj, self._any_arr = hit
+                return (REF, self._any_rule)
             r = self._any_rule = self.g.add_rule("any_value")
             key = (self._ws_key, r)
             hit = _ANY_CACHE.get(key)
@@ -1418,6 +1428,7 @@ class _Compiler:
                 hit = _ANY_CACHE[key] = (obj, arr, body)
             self._any_obj, self._any_arr, body = hit
             self.g.set_rule(r, body)
+            self._shared[skey] = (r, self._any_obj, self._any_arr)
         return (REF, self._any_rule)
 
     def _any_object(self) -> Expr:
@@ -2233,7 +2244,7 @@ class _Compiler:
             body = self.emit_conj(cj)
         self.g.set_rule(root, body)
         if self.syntax == "python":
-            _PyRewriter().grammar(self.g)
+            _PyRewriter().grammar(self.g, self._base)
         return self.g
 
 
@@ -2758,11 +2769,12 @@ class _PyRewriter:
         self.memo[key] = (e, out)
         return out
 
-    def grammar(self, g: Grammar) -> None:
-        for i, body in enumerate(g.rules):
-            if body is not None:
-                g.rules[i] = self.value(body)
-        g.open_strings.clear()  # Python string literals are not JSON strings
+    def grammar(self, g: Grammar, start: int = 0) -> None:
+        """Rewrite the rules from index ``start`` on (the ones the compilation added)."""
+        for i in range(start, len(g.rules)):
+            if g.rules[i] is not None:
+                g.rules[i] = self.value(g.rules[i])
+        g.open_strings.difference_update(range(start, len(g.rules)))  # Python literals are no JSON strings
 
 
 # ========================================================================================= entry
@@ -2773,7 +2785,8 @@ def schema_to_grammar(schema, *, any_order: bool = False, whitespace: str = "com
                       lenient: bool = False, coerce_one_of: bool = False, strict: bool = False,
                       additional_properties_default: bool = True, max_repetition: int = 10_000,
                       syntax: str = "json", kwargs: bool = False,
-                      kwargs_separators: Optional[Tuple[str, str]] = None) -> Grammar:
+                      kwargs_separators: Optional[Tuple[str, str]] = None, into: Optional[Grammar] = None,
+                      shared: Optional[Dict[Any, Any]] = None) -> Grammar:
     """Compile a JSON Schema into a Grammar whose rule 0 matches exactly the valid instances' JSON texts.
 
     schema: a dict, a bool, or JSON text. Options:
@@ -2799,6 +2812,9 @@ def schema_to_grammar(schema, *, any_order: bool = False, whitespace: str = "com
       names are bare identifiers; a declared name that is not an identifier is a SchemaError).
     * kwargs_separators: compact mode, ``(argument_sep, "=" sep)``; default ``(item_sep, "=")``, i.e.
       ``(", ", "=")`` unless ``separators`` says otherwise.
+    * into: add the rules to this grammar instead of a new one (the schema's rule is the first one added,
+      ``len(into.rules)`` before the call); returns it. ``shared``: a dict kept across such calls into one
+      grammar, so that their schemas share what they can (the "any JSON value" rule).
     """
     if isinstance(schema, (str, bytes)):
         try:
@@ -2810,7 +2826,8 @@ def schema_to_grammar(schema, *, any_order: bool = False, whitespace: str = "com
     c = _Compiler(schema, any_order=any_order, whitespace=whitespace, max_whitespace=max_whitespace,
                   separators=separators, compat=compat, lenient=lenient, coerce_one_of=coerce_one_of,
                   strict=strict, additional_properties_default=additional_properties_default,
-                  max_repetition=max_repetition, syntax=syntax, kwargs=kwargs, kwargs_separators=kwargs_separators)
+                  max_repetition=max_repetition, syntax=syntax, kwargs=kwargs, kwargs_separators=kwargs_separators,
+                  grammar=into, shared=shared)
     try:
         g = c.compile()
     except RecursionError:

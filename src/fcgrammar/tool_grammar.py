@@ -182,31 +182,6 @@ def resolve_format(fmt: ToolFormat, vocab) -> ResolvedFormat:
 
 
 # ------------------------------------------------------------------------------------- arguments
-def _import_grammar(dst: Grammar, src: Grammar) -> Expr:
-    """Copy ``src``'s rules into ``dst``; returns an expression for ``src``'s start rule."""
-    base = len(dst.rules)
-
-    def shift(e: Expr) -> Expr:
-        k = e[0]
-        if k == REF:
-            return (REF, e[1] + base)
-        if k in (SEQ, ALT):
-            return (k, tuple(shift(x) for x in e[1]))
-        if k == REP:
-            return (REP, shift(e[1]), e[2], e[3])
-        return e
-
-    for name, body in zip(src.names, src.rules):
-        dst.add_rule(name, None)
-    for i, body in enumerate(src.rules):
-        dst.rules[base + i] = shift(body)
-    for c in src.calls:
-        dst.calls.add(base + c)
-    for c in src.open_strings:
-        dst.open_strings.add(base + c)
-    return (REF, base)
-
-
 _SHORT_ESC = {0x22: '\\"', 0x5C: "\\\\", 0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
 
 
@@ -447,6 +422,7 @@ def build_turn(tools: List[Dict[str, Any]], fmt, vocab, mode: str, names: Sequen
     by_name = {tool_name(t): t for t in tools}
     names_all = list(names)
     call_alts = []
+    shared: Dict[Any, Any] = {}  # what the tools' argument schemas share (one "any JSON value" rule)
     for ti, name in enumerate(names_all):
         fn = by_name[name]["function"]
         params = fn.get("parameters")
@@ -459,13 +435,14 @@ def build_turn(tools: List[Dict[str, Any]], fmt, vocab, mode: str, names: Sequen
             o.setdefault("syntax", "python")
             o["kwargs"] = True
             o.pop("separators", None)
+        base = len(g.rules)
         try:
-            sub = schema_to_grammar(params, **o)
+            schema_to_grammar(params, into=g, shared=shared, **o)
         except SchemaError as e:
             raise SchemaError(f"tool {name!r}: {e.args[0] if e.args else e}",
                               f"/tools/{ti}/function/parameters{(e.pointer or '#').lstrip('#')}",
                               e.keyword) from None
-        args = _import_grammar(g, sub)
+        args = (REF, base)
         if fmt.args == "json-string":
             args = seq(lit('"'), embed_in_json_string(g, args), lit('"'))
         for c in T["call"]:
