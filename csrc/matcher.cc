@@ -516,13 +516,12 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
     // start a call at every character stays a deterministic walk (with its subtree skips) instead of a
     // walk of sets.
     const bool expands = !qs.calls.empty() || (qs.final && start.stack != 0);
-    std::pair<uint32_t, uint32_t> cl{0, 0};  // the closure, in closure_store_
-    uint32_t here;                           // cost after a token that ends at this node
+    Closure cl{0, 0, 0, 0};  // the closure, in closure_store_
+    uint32_t here;           // cost after a token that ends at this node
     if (expands) {
       cl = closure_one({q, start.stack});
-      const Span<Config> cfgs{closure_store_.data() + cl.first, closure_store_.data() + cl.second};
-      note_depth(cfgs);
-      here = configs_cost(a, arena_, cfgs);
+      min_depth_ = std::min(min_depth_, cl.depth);
+      here = cl.cost;
       if (here >= kInfCost) return;
     } else {
       if (qs.cost >= kInfCost) return;
@@ -572,7 +571,15 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
     int32_t q = a.step_byte(start.d, trie.nodes[node].byte);
     if (q != kDead) enter(node, q);
   } else if (child_off[node] != child_off[node + 1]) {
-    fs.push_back({child_off[node], child_off[node + 1], a.row(start.d)});
+    const int32_t* row = a.row(start.d);  // (sets only_byte)
+    const int32_t only = a.state(start.d).only_byte;
+    if (only < 0) {
+      fs.push_back({child_off[node], child_off[node + 1], row});
+    } else if (const void* hit = std::memchr(child_byte + child_off[node], only, child_off[node + 1] - child_off[node])) {
+      // a literal byte (a call's trigger, from every node of free text): straight to its child
+      const uint32_t j = uint32_t(static_cast<const uint8_t*>(hit) - child_byte);
+      fs.push_back({j, j + 1, row});
+    }
   }
   while (fs.size() > base) {
     const size_t k = fs.size() - 1;
@@ -622,25 +629,23 @@ __attribute__((noinline)) Matcher::Out& Matcher::out_scratch() {
   return out;
 }
 
-std::pair<uint32_t, uint32_t> Matcher::closure_one(Config c) {
+Matcher::Closure Matcher::closure_one(Config c) {
   const uint64_t key = (uint64_t(uint32_t(c.d)) << 32) | uint32_t(c.stack);
+  if (key == last_closure_key_) return last_closure_;
   auto it = closure_memo_.find(key);
-  if (it != closure_memo_.end()) return it->second;
+  if (it != closure_memo_.end()) {
+    last_closure_key_ = key;
+    return last_closure_ = it->second;
+  }
   std::vector<Config> cfgs{c};
   closure(g_->automaton(), arena_, cfgs, max_depth());
-  const std::pair<uint32_t, uint32_t> r{uint32_t(closure_store_.size()), uint32_t(closure_store_.size() + cfgs.size())};
+  Closure r{uint32_t(closure_store_.size()), uint32_t(closure_store_.size() + cfgs.size()),
+            configs_cost(g_->automaton(), arena_, cfgs), UINT32_MAX};
+  for (const Config& x : cfgs) r.depth = std::min(r.depth, arena_.node(x.stack).depth);
   closure_store_.insert(closure_store_.end(), cfgs.begin(), cfgs.end());
   closure_memo_.emplace(key, r);
-  return r;
-}
-
-// Appends tokens ids[t0 .. t1) with one cost (a subtree can hold most of the vocabulary).
-void Matcher::append_tokens(Out& out, const int32_t* ids, uint32_t t0, uint32_t t1, uint32_t cost) {
-  if (t0 >= t1) return;
-  const size_t k = out.size();
-  out.resize(k + (t1 - t0));
-  std::pair<int32_t, uint32_t>* p = out.data() + k;
-  for (uint32_t t = t0; t < t1; ++t) *p++ = {ids[t], cost};
+  last_closure_key_ = key;
+  return last_closure_ = r;
 }
 
 bool Matcher::utf8_loops(const Automaton& a, int32_t q) {

@@ -115,7 +115,46 @@ class Matcher {
     std::vector<Config> cfgs;
     bool terminated = false;
   };
-  using Out = std::vector<std::pair<int32_t, uint32_t>>;  // (token, cost after it)
+  // (token, cost after it) pairs. Not a std::vector: a free-text mask appends most of the vocabulary in
+  // runs (append_tokens), and vector::resize would construct every element first.
+  struct TokCost {
+    int32_t first;
+    uint32_t second;
+  };
+  class Out {
+   public:
+    Out() = default;
+    Out(const Out&) = delete;
+    Out& operator=(const Out&) = delete;
+    size_t size() const { return n_; }
+    bool empty() const { return n_ == 0; }
+    void clear() { n_ = 0; }
+    const TokCost* begin() const { return buf_.get(); }
+    const TokCost* end() const { return buf_.get() + n_; }
+    void push_back(TokCost x) { *grow(1) = x; }
+    // Room for k more elements (left unset), appended: the caller writes them.
+    TokCost* grow(size_t k) {
+      if (n_ + k > cap_) {
+        const size_t cap = std::max(n_ + k, cap_ * 2 + 64);
+        std::unique_ptr<TokCost[]> b(new TokCost[cap]);
+        if (n_) std::copy(buf_.get(), buf_.get() + n_, b.get());
+        buf_ = std::move(b);
+        cap_ = cap;
+      }
+      TokCost* p = buf_.get() + n_;
+      n_ += k;
+      return p;
+    }
+    void swap(Out& o) {
+      buf_.swap(o.buf_);
+      std::swap(n_, o.n_);
+      std::swap(cap_, o.cap_);
+    }
+
+   private:
+    std::unique_ptr<TokCost[]> buf_;
+    size_t n_ = 0, cap_ = 0;
+  };
   bool step_token_bytes(const std::string& bytes, bool strip_space, std::vector<Config>& cfgs);
   // Walks the subtree of trie node `node`: the node itself and below (include_self), or only below it.
   void walk(const Trie& trie, uint32_t node, bool include_self, const std::vector<Config>& start, uint32_t limit,
@@ -124,18 +163,28 @@ class Matcher {
   static const uint64_t* loop_bytes(const Automaton& a, int32_t q, const int32_t* row);
   // Every multi-byte UTF-8 character read from q leads back to q through live states.
   static bool utf8_loops(const Automaton& a, int32_t q);
-  static void append_tokens(Out& out, const int32_t* ids, uint32_t t0, uint32_t t1, uint32_t cost);
+  static void append_tokens(Out& out, const int32_t* ids, uint32_t t0, uint32_t t1, uint32_t cost) {
+    if (t0 >= t1) return;
+    TokCost* p = out.grow(t1 - t0);
+    for (uint32_t t = t0; t < t1; ++t) *p++ = {ids[t], cost};
+  }
   static std::mutex& loop_mu() {
     static std::mutex mu;
     return mu;
   }
   void walk_configs(const Trie& trie, uint32_t begin, uint32_t end, int base_depth, const std::vector<Config>& start,
                     uint32_t limit, Out& out);
-  // The closure of one configuration, as a range of closure_store_ (memoized: the arena only grows, so
-  // a configuration's closure never changes).
-  std::pair<uint32_t, uint32_t> closure_one(Config c);
+  // The closure of one configuration, as a range of closure_store_, with its cost (configs_cost) and the
+  // shallowest stack depth in it (memoized: the arena only grows, so a configuration's closure never
+  // changes).
+  struct Closure {
+    uint32_t first, second, cost, depth;
+  };
+  Closure closure_one(Config c);
   static Out& out_scratch();  // cleared
-  std::unordered_map<uint64_t, std::pair<uint32_t, uint32_t>> closure_memo_;
+  std::unordered_map<uint64_t, Closure> closure_memo_;
+  uint64_t last_closure_key_ = ~uint64_t(0);  // a walk asks for one state's closure at node after node
+  Closure last_closure_{0, 0, 0, 0};
   std::vector<Config> closure_store_;
   // Shallowest stack depth a walk reached (how far below the current rule it looked).
   uint32_t min_depth_ = 0;
