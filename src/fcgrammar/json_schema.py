@@ -176,6 +176,20 @@ def _alt(*items) -> Expr:
 # deviation is the plain string body, and every prefix of a key can still be completed (an open string).
 # A name with a supplementary character (or a surrogate) would be written as a surrogate pair that must
 # not read as two lone escapes, so those exclusions keep to the code points outside the surrogates.
+def _alt_distinct(*items) -> Expr:
+    """_alt() without repeats of one object (the compiler's caches give equal branches the same object);
+    alt()'s structural dedupe hashes whole subtrees, 10% of compiling an anyOf over 128 tools."""
+    flat, seen = [], set()
+    for it in items:
+        for p in (it[1] if it[0] == ALT else (it,)):
+            if id(p) not in seen:
+                seen.add(id(p))
+                flat.append(p)
+    if len(flat) == 1:
+        return flat[0]
+    return (ALT, tuple(flat))
+
+
 _ASCII = ((0, 0x7F),)
 _ASCII_RUN = (REP, (CP, _ASCII, True), 0, -1)
 _NON_ASCII = (CP, ((0x80, 0x10FFFF),), True)
@@ -1495,7 +1509,7 @@ class _Compiler:
         if any(not g for g in groups):
             return NOTHING
         if _is_blank(base) and len(groups) == 1:
-            return alt(*[self.emit_conj(c) for c in groups[0]])
+            return _alt_distinct(*[self.emit_conj(c) for c in groups[0]])
         total = 1
         for g in groups:
             total *= max(len(g), 1)
@@ -1515,7 +1529,7 @@ class _Compiler:
                         break
                 if m.types:
                     out.append(self.emit_node(m))
-            return alt(*out) if out else NOTHING
+            return _alt_distinct(*out) if out else NOTHING
         finally:
             self._dist_depth -= 1
 
