@@ -171,6 +171,16 @@ struct Builder {
     nfa.state_rule.push_back(cur_rule);
     return int32_t(nfa.state_rule.size() - 1);
   }
+  // k new states at once; returns the first.
+  int32_t new_states(int32_t k) {
+    const int32_t first = nfa.num_states();
+    if (int64_t(first) + k > limits.max_nfa_states)
+      throw LimitError("grammar automaton exceeds " + std::to_string(limits.max_nfa_states) +
+                       " states; a repetition bound (maxLength, maxItems, ...) or the number of "
+                       "alternatives is too large");
+    nfa.state_rule.resize(size_t(first + k), cur_rule);
+    return first;
+  }
   void eps(int32_t a, int32_t b) { raw_eps.push_back({a, b}); }
   void edge(int32_t a, Symbol lo, Symbol hi, int32_t b) { raw_edges.push_back({a, {lo, hi, b}}); }
   void call(int32_t a, NfaCall c) { raw_calls.push_back({a, c}); }
@@ -182,6 +192,7 @@ struct Builder {
     std::vector<std::array<int32_t, 4>> edges;  // (from, lo, hi, to); -1 = from, -2 = to, k >= 0 = k-th new state
   };
   std::map<std::tuple<std::vector<std::pair<uint32_t, uint32_t>>, bool, bool>, Fragment> fragments;
+  std::unordered_map<uint64_t, Fragment> single_fragments;  // sets of one range: (lo, hi, json, pairs)
 
   // (state, value) pairs -> CSR: values[off[s] .. off[s + 1]) are state s's, in input order.
   template <class Raw, class Val, class Get>
@@ -257,12 +268,22 @@ struct Builder {
   // is just two lone escapes, and nothing counts characters.
   void codepoints(int32_t from, int32_t to, const std::vector<std::pair<uint32_t, uint32_t>>& ranges, bool json,
                   bool pairs = true) {
-    auto key = std::make_tuple(ranges, json, pairs);
-    auto it = fragments.find(key);
-    if (it != fragments.end()) {
-      const Fragment& f = it->second;
-      int32_t base = nfa.num_states();
-      for (int32_t k = 0; k < f.n_new; ++k) new_state();
+    // One range (every character of a literal key is one code point) is looked up by a number.
+    const bool one = ranges.size() == 1;
+    const uint64_t key1 = one ? (uint64_t(ranges[0].first) << 23 | uint64_t(ranges[0].second) << 2 |
+                                 uint64_t(json) << 1 | uint64_t(pairs))
+                              : 0;
+    const Fragment* hit = nullptr;
+    if (one) {
+      auto it = single_fragments.find(key1);
+      if (it != single_fragments.end()) hit = &it->second;
+    } else {
+      auto it = fragments.find(std::make_tuple(ranges, json, pairs));
+      if (it != fragments.end()) hit = &it->second;
+    }
+    if (hit) {
+      const Fragment& f = *hit;
+      const int32_t base = new_states(f.n_new);
       auto at = [&](int32_t r) { return r == -1 ? from : r == -2 ? to : base + r; };
       for (const auto& e : f.edges) edge(at(e[0]), e[1], e[2], at(e[3]));
       return;
@@ -278,7 +299,11 @@ struct Builder {
       const RawEdge& r = raw_edges[i];
       f.edges.push_back({rel(r.from), r.e.lo, r.e.hi, rel(r.e.to)});
     }
-    if (fragments.size() < 4096) fragments.emplace(std::move(key), std::move(f));
+    if (one) {
+      if (single_fragments.size() < 65536) single_fragments.emplace(key1, std::move(f));
+    } else if (fragments.size() < 4096) {
+      fragments.emplace(std::make_tuple(ranges, json, pairs), std::move(f));
+    }
   }
 
   void codepoints_build(int32_t from, int32_t to, const std::vector<std::pair<uint32_t, uint32_t>>& ranges, bool json,
