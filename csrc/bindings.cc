@@ -83,6 +83,7 @@ struct IrConverter {
           nb::tuple p = nb::borrow<nb::tuple>(r);
           e.ranges.push_back({nb::cast<uint32_t>(p[0]), nb::cast<uint32_t>(p[1])});
         }
+        e.json = t.size() < 4 || nb::cast<bool>(t[3]);
         break;
       }
       default:

@@ -475,7 +475,68 @@ struct Builder {
   // states shared by the whole node kind ("deviated": any body follows). Keys that stop at a node that is
   // no name end there. Per name character this is about six states; the same language as a regular
   // expression (names' prefixes | deviations, then any body) takes about thirty.
+  // Op::Excl without json: an ASCII identifier that is none of the words. One state per trie node; a
+  // byte that leaves the names goes to one state that reads the rest of the identifier.
+  int32_t build_excl_identifier(const Expr& e, int32_t from) {
+    static const std::pair<int32_t, int32_t> kStart[] = {{'A', 'Z'}, {'_', '_'}, {'a', 'z'}};
+    static const std::pair<int32_t, int32_t> kCont[] = {{'0', '9'}, {'A', 'Z'}, {'_', '_'}, {'a', 'z'}};
+    auto ident = [](uint32_t c, bool first) {
+      return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || (!first && c >= '0' && c <= '9');
+    };
+    struct TrieNode {
+      std::vector<std::pair<int32_t, int32_t>> kids;  // byte -> node
+      bool word = false;
+    };
+    std::vector<TrieNode> trie(1);
+    for (const auto& w : e.words) {
+      bool ok = !w.empty();
+      for (size_t i = 0; ok && i < w.size(); ++i) ok = ident(w[i], i == 0);
+      if (!ok) continue;  // never written: nothing to exclude
+      int32_t n = 0;
+      for (uint32_t c : w) {
+        auto& ks = trie[size_t(n)].kids;
+        auto it = std::find_if(ks.begin(), ks.end(), [&](const auto& k) { return k.first == int32_t(c); });
+        if (it != ks.end()) {
+          n = it->second;
+        } else {
+          const int32_t m = int32_t(trie.size());
+          ks.push_back({int32_t(c), m});
+          trie.emplace_back();
+          n = m;
+        }
+      }
+      trie[size_t(n)].word = true;
+    }
+    const int32_t X = new_state();  // end of the identifier
+    const int32_t D = new_state();  // left every name: any identifier characters follow
+    for (auto [lo, hi] : kCont) edge(D, lo, hi, D);
+    eps(D, X);
+    std::vector<int32_t> S(trie.size(), from);
+    for (size_t n = 1; n < trie.size(); ++n) S[n] = new_state();
+    for (size_t n = 0; n < trie.size(); ++n) {
+      if (n != 0 && !trie[n].word) eps(S[n], X);
+      auto kids = trie[n].kids;
+      std::sort(kids.begin(), kids.end());
+      size_t k = 0;
+      auto emit = [&](int32_t lo, int32_t hi) {
+        for (; k < kids.size() && kids[k].first <= hi; ++k) {
+          if (kids[k].first > lo) edge(S[n], lo, kids[k].first - 1, D);
+          edge(S[n], kids[k].first, kids[k].first, S[size_t(kids[k].second)]);
+          lo = kids[k].first + 1;
+        }
+        if (lo <= hi) edge(S[n], lo, hi, D);
+      };
+      if (n == 0) {
+        for (auto [lo, hi] : kStart) emit(lo, hi);
+      } else {
+        for (auto [lo, hi] : kCont) emit(lo, hi);
+      }
+    }
+    return X;
+  }
+
   int32_t build_excl(const Expr& e, int32_t from) {
+    if (!e.json) return build_excl_identifier(e, from);
     const auto& u = e.ranges;
     const bool lone = has_surrogates(u);
     if (lone && !covers_surrogates(u))

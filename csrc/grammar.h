@@ -22,8 +22,9 @@ struct Expr {
   std::string bytes;                               // Lit
   std::vector<std::pair<uint32_t, uint32_t>> ranges;  // Cp / Byte
   std::vector<int32_t> kids;                       // Seq / Alt children, Rep child (kids[0])
-  // Excl: the body of a JSON string (no quotes) over the code points `ranges`, JSON-encoded, whose decoded
-  // value is none of `words` (each a list of code points). `ranges` holds every surrogate or none.
+  // Excl with `json`: the body of a JSON string (no quotes) over the code points `ranges`, JSON-encoded,
+  // whose decoded value is none of `words` (each a list of code points); `ranges` holds every surrogate or
+  // none. Without `json`: an ASCII identifier [A-Za-z_][A-Za-z0-9_]* that is none of `words`.
   std::vector<std::vector<uint32_t>> words;
 };
 

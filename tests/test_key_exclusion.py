@@ -141,3 +141,31 @@ def test_bad_universes_are_refused():
         excluding(["a"], [(0, 0xD900)])  # some surrogates, not all
     with pytest.raises(ValueError):
         excluding(["😀"], ANY_CODEPOINT)  # a pair would read as two lone escapes
+
+
+def test_identifier_exclusion_native_and_expanded():
+    # Keyword arguments' names (Python-syntax tool calls): ASCII identifiers that are no declared name and
+    # no Python keyword.
+    import keyword
+
+    from fcgrammar.grammar import excluding_identifier
+    from fcgrammar.json_schema import identifier_excluding
+
+    names = ["location", "loc", "unit", "_x", "a1"] + keyword.kwlist
+    node = identifier_excluding(["location", "loc", "unit", "_x", "a1", "not an identifier", "é"])
+    assert node[0] == EXCL and node == excluding_identifier(names)  # non-identifiers cannot occur: dropped
+    g = Grammar()
+    g.add_rule("id", node)
+    native = compile_bytes(g)
+    g2 = Grammar()
+    g2.add_rule("id", expand_excluding(node))
+    expanded = compile_bytes(g2)
+    rng = random.Random(3)
+    alphabet = "lociatnu_x1aAZ9 é-"
+    cands = set(names) | {"", "_", "9a", "a", "lo", "locat", "locationx", "unitx", "Location", "__x", "a12", "If"}
+    cands |= {n[:i] for n in names for i in range(len(n))}
+    cands |= {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(300)}
+    for s in sorted(cands):
+        want = s.isascii() and s.isidentifier() and s not in names
+        assert accepts(native, s) == want, s
+        assert accepts(expanded, s) == want, s

@@ -83,6 +83,7 @@ struct IR {
   int32_t excl(std::vector<std::vector<uint32_t>> names, std::vector<std::pair<uint32_t, uint32_t>> ranges) {
     Expr e;
     e.op = Op::Excl;
+    e.json = true;  // a JSON string body (false: an identifier)
     e.words = std::move(names);
     e.ranges = std::move(ranges);
     return add(e);
@@ -541,6 +542,14 @@ void test_key_exclusion() {
   CHECK(!accepts(g2, "\"\\ud83d\\uDE00\""));
   CHECK(accepts(g2, "\"\\ud83d\\ude01\""));
   CHECK(!accepts(g2, "\"\\ud83d\""));
+  // The identifier kind (keyword-argument names): ASCII identifiers that are none of the words.
+  IR k;
+  int32_t id = k.excl({{'i', 'f'}, {'i', 'n'}, {'x'}, {'1'}}, {});
+  k.ir.nodes[size_t(id)].json = false;
+  k.ir.rules = {k.seq({k.lit("("), id, k.lit(")")})};
+  auto g3 = compile(k.ir, idx);
+  for (const char* s : {"(i)", "(ifx)", "(y)", "(_)", "(x1)", "(In)"}) CHECK(accepts(g3, s));
+  for (const char* s : {"(if)", "(in)", "(x)", "()", "(1a)", "(a-b)"}) CHECK(!accepts(g3, s));
   // Some surrogates but not all, or a supplementary name over lone surrogates: refused.
   IR d;
   d.ir.rules = {d.excl({{'a'}}, {{0, 0xD900}})};

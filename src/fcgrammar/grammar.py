@@ -21,6 +21,8 @@ plain tuples (cheap to build, hashable, and walked directly by the C++ automaton
                       expression takes about five times the states. ``ranges`` holds every surrogate
                       (then no name leaves the BMP) or none. :func:`fcgrammar.json_schema.expand_excluding`
                       writes the same language with the nodes above, for rewriters of string syntax.
+``excluding_identifier(names)``  an ASCII identifier ``[A-Za-z_][A-Za-z0-9_]*`` that is none of ``names``
+                      (the same node kind, built as a trie of bytes)
 ====================  ==========================================================================
 
 The C++ side (``csrc/grammar.cc``) turns this into a byte-level automaton: rules that are not recursive
@@ -149,7 +151,12 @@ def excluding(names: Iterable[str], ranges: Iterable[Sequence[int]] = ANY_CODEPO
         raise ValueError("excluding(): the code points must hold every surrogate or none")
     if any(sur) and any(ord(c) > 0xFFFF for n in names for c in n):
         raise ValueError("excluding(): names outside the BMP need code points without surrogates")
-    return (EXCL, names, rs)
+    return (EXCL, names, rs, True)
+
+
+def excluding_identifier(names: Iterable[str]) -> Expr:
+    """An ASCII identifier ``[A-Za-z_][A-Za-z0-9_]*`` that is none of ``names`` (others cannot occur)."""
+    return (EXCL, tuple(sorted(set(str(n) for n in names))), (), False)
 
 
 def char_set(chars: str) -> Ranges:
@@ -232,5 +239,6 @@ def to_text(e: Optional[Expr], names: Optional[Sequence[str]] = None) -> str:
     if k == TOK:
         return f"<[{e[1]}]>"
     if k == EXCL:
-        return "json-string-body-except(" + ", ".join(repr(n) for n in e[1]) + ")"
+        kind = "json-string-body" if len(e) < 4 or e[3] else "identifier"
+        return f"{kind}-except(" + ", ".join(repr(n) for n in e[1]) + ")"
     raise ValueError(f"unknown grammar node {e!r}")

@@ -34,7 +34,7 @@ from . import regex as _rx
 from .errors import LimitError, SchemaError
 from .string_formats import FORMAT_REGEXES, UNSUPPORTED_FORMATS, format_body
 from .grammar import (ALT, ANY_CODEPOINT, BYTE, CP, EMPTY, EXCL, LIT, NOTHING, REF, REP, SEQ, Expr, Grammar, alt,
-                      excluding, lit, ref, rep, seq)
+                      excluding, excluding_identifier, lit, ref, rep, seq)
 
 __all__ = ["schema_to_grammar", "SchemaWarning", "ANY_ORDER_MAX_PROPERTIES"]
 
@@ -367,6 +367,8 @@ def expand_excluding(e: Expr) -> Expr:
     """An :func:`~fcgrammar.grammar.excluding` node's language written with regular-expression nodes,
     ``FIN | DEV Σ*`` with one shared tail, for the rewriters that change how strings are spelled (Python
     literals, JSON inside a JSON string); the engine builds the node itself, about five times smaller."""
+    if len(e) > 3 and not e[3]:  # an identifier
+        return _id_excl(tuple(sorted(n for n in e[1] if n.isascii() and n.isidentifier())), True)
     u = e[2]
     full = u == ANY_CODEPOINT
     srt = sorted(n for n in e[1] if all(any(lo <= ord(c) <= hi for lo, hi in u) for c in n))
@@ -2684,12 +2686,14 @@ def _id_excl(sfx: tuple, first: bool) -> Expr:
 
 
 def identifier_excluding(names) -> Expr:
-    """An ASCII Python identifier ``[A-Za-z_][A-Za-z0-9_]*`` that is none of `names` and no keyword."""
+    """An ASCII Python identifier ``[A-Za-z_][A-Za-z0-9_]*`` that is none of `names` and no keyword: one
+    excluding_identifier node (the engine builds a trie of bytes; expand_excluding gives the regular
+    expression, about five times larger)."""
     key = tuple(sorted(set(names)))
     e = _ID_EXCL_CACHE.get(key)
     if e is None:
         words = {nm for nm in key if nm.isascii() and nm.isidentifier()} | _PY_KEYWORDS
-        e = _id_excl(tuple(sorted(words)), True)
+        e = _known_size(excluding_identifier(words), 8 + 2 * sum(len(w) for w in words))
         if len(_ID_EXCL_CACHE) > 4096:
             _ID_EXCL_CACHE.clear()
         _ID_EXCL_CACHE[key] = e
