@@ -772,3 +772,18 @@ def test_schemas_compiled_into_one_grammar(syntax):
     # the same languages as each schema compiled on its own
     for s, t_ok in ((a, ok[1].split("|")[0]), (b, ok[1].split("|")[1])):
         assert accepts(_compiled(s, syntax=syntax), t_ok)
+
+
+def test_const_string_leaves():
+    # {"const": "..."} members (a call object's name) take the compiler's fast path for leaves: the same
+    # language as the general one, any spelling of the value accepted.
+    s = {"type": "object", "properties": {"name": {"const": "get_wé", "description": "d"},
+                                          "kind": {"type": "string", "const": "a\"b"},
+                                          "n": {"type": "integer", "const": "x"}},
+         "required": ["name"], "additionalProperties": False}
+    check(s, [{"name": "get_wé"}, {"name": "get_wé", "kind": 'a"b'}],
+          [{"name": "get_w"}, {"name": "get_wéx"}, {"name": "get_wé", "kind": "ab"}, {"name": "get_wé", "n": "x"}])
+    texts(s, ok=['{"name":"get_w\\u00e9"}', '{"name":"\\u0067et_w\\u00E9","kind":"a\\u0022b"}'],
+          bad=['{"name":"get_w\\u00e9","n":"x"}'])
+    check({"type": "object", "properties": {"v": {"const": "s", "type": "str"}}}, [{"v": "s"}], [{"v": "t"}],
+          compat="bfcl", oracle=False)

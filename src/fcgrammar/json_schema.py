@@ -190,6 +190,7 @@ def _alt_distinct(*items) -> Expr:
     return (ALT, tuple(flat))
 
 
+_MISSING = object()
 _ASCII = ((0, 0x7F),)
 _ASCII_RUN = (REP, (CP, _ASCII, True), 0, -1)
 _NON_ASCII = (CP, ((0x80, 0x10FFFF),), True)
@@ -1342,15 +1343,24 @@ class _Compiler:
 
     def _quick(self, s) -> Optional[Expr]:
         """Fast path for the leaf schemas tool definitions are made of ({"type": "string", "description":
-        ...}, with or without a string "enum"); None when the general path is needed."""
+        ...}, with or without a string "enum"; a string "const", such as a call object's name); None when
+        the general path is needed."""
         t = en = None
+        cst = _MISSING
         for k, v in s.items():
             if k == "type":
                 t = v
             elif k == "enum":
                 en = v
+            elif k == "const":
+                cst = v
             elif k not in _ANNOTATIONS:
                 return None
+        if cst is not _MISSING:
+            if en is None and type(cst) is str and (t is None or t == "string"
+                                                     or (t == "str" and self.compat == "bfcl")):
+                return json_string_literal(cst)
+            return None
         if type(t) is not str:
             return None
         if en is None:
