@@ -300,23 +300,38 @@ const CompiledGrammar::OpenStringLabels& CompiledGrammar::open_string_labels(siz
 bool CompiledGrammar::inside_string_only(const std::vector<int32_t>& others, int32_t l) const {
   const Nfa& nfa = automaton_->nfa();
   const auto& str = index_->string_lexeme();
-  std::unordered_set<uint64_t> seen;
+  // (NFA state, lexer state) pairs seen: open addressing, twice the 4096 pairs the search may hold.
+  constexpr size_t kSlots = 8192;
+  constexpr uint64_t kEmpty = ~uint64_t(0);
+  std::vector<uint64_t> table(kSlots, kEmpty);
+  size_t count = 0;
+  bool full = false;  // a pair could not be recorded: give up (the general walk decides)
   std::vector<std::pair<int32_t, int32_t>> todo;
   auto push = [&](int32_t s, int32_t x) {
-    if (seen.insert((uint64_t(uint32_t(s)) << 32) | uint32_t(x)).second) todo.push_back({s, x});
+    const uint64_t key = (uint64_t(uint32_t(s)) << 32) | uint32_t(x);
+    size_t i = size_t((key * 0x9E3779B97F4A7C15ull) >> 51);  // 13 bits
+    for (; table[i] != kEmpty; i = (i + 1) & (kSlots - 1))
+      if (table[i] == key) return;
+    if (count >= kSlots / 2) {
+      full = true;
+      return;
+    }
+    table[i] = key;
+    ++count;
+    todo.push_back({s, x});
   };
   for (int32_t s : others) push(s, l);
   while (!todo.empty()) {
     auto [s, x] = todo.back();
     todo.pop_back();
-    if (seen.size() > 4096) return false;
+    if (full) return false;
     auto next = [&](int32_t t, int32_t y, bool closes) {
       if (!closes) push(t, y);  // a closing quote: the closers walk decides those tokens
       return true;
     };
     if (!lexer_steps(nfa, str, s, x, next)) return false;
   }
-  return true;
+  return !full;
 }
 
 uint32_t CompiledGrammar::open_string(int32_t d, int32_t* lexer_state) const {
