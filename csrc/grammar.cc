@@ -96,6 +96,9 @@ void hex_sequences(uint32_t lo, uint32_t hi, int width, DigitSeq prefix, std::ve
   }
 }
 
+// The code points a JSON string may hold raw (not '"', '\\', control characters; surrogates have no UTF-8).
+constexpr std::pair<uint32_t, uint32_t> kRawOk[] = {{0x20, 0x21}, {0x23, 0x5B}, {0x5D, 0x10FFFF}};
+
 // The code points with a two-character JSON escape, and the escape's second character.
 constexpr std::pair<uint32_t, char> kShortEscapes[] = {{0x22, '"'}, {0x5C, '\\'}, {0x2F, '/'}, {0x08, 'b'},
                                                        {0x0C, 'f'},  {0x0A, 'n'},  {0x0D, 'r'}, {0x09, 't'}};
@@ -108,10 +111,11 @@ uint32_t low_surrogate(uint32_t c) { return 0xDC00 + ((c - 0x10000) & 0x3FF); }
 // surrogate pair in every hex case.
 void json_encodings(uint32_t c, bool pairs, std::vector<std::string>& out) {
   out.clear();
-  if (c >= 0x20 && c != 0x22 && c != 0x5C && !(c >= 0xD800 && c <= 0xDFFF) && c <= 0x10FFFF) {
-    uint8_t b[4];
-    out.emplace_back(reinterpret_cast<const char*>(b), size_t(encode_utf8(c, b)));
-  }
+  for (auto [lo, hi] : kRawOk)
+    if (lo <= c && c <= hi && !(c >= 0xD800 && c <= 0xDFFF)) {
+      uint8_t b[4];
+      out.emplace_back(reinterpret_cast<const char*>(b), size_t(encode_utf8(c, b)));
+    }
   for (auto [sc, ch] : kShortEscapes)
     if (sc == c) out.push_back(std::string("\\") + ch);
   std::vector<std::string> acc{""}, next;
@@ -163,21 +167,20 @@ struct Builder {
   std::vector<std::pair<int32_t, int32_t>> raw_eps;
   std::vector<std::pair<int32_t, NfaCall>> raw_calls;
 
+  [[noreturn]] void too_many_states() const {
+    throw LimitError("grammar automaton exceeds " + std::to_string(limits.max_nfa_states) +
+                     " states; a repetition bound (maxLength, maxItems, ...) or the number of "
+                     "alternatives is too large");
+  }
   int32_t new_state() {
-    if ((int64_t)nfa.state_rule.size() >= limits.max_nfa_states)
-      throw LimitError("grammar automaton exceeds " + std::to_string(limits.max_nfa_states) +
-                       " states; a repetition bound (maxLength, maxItems, ...) or the number of "
-                       "alternatives is too large");
+    if ((int64_t)nfa.state_rule.size() >= limits.max_nfa_states) too_many_states();
     nfa.state_rule.push_back(cur_rule);
     return int32_t(nfa.state_rule.size() - 1);
   }
   // k new states at once; returns the first.
   int32_t new_states(int32_t k) {
     const int32_t first = nfa.num_states();
-    if (int64_t(first) + k > limits.max_nfa_states)
-      throw LimitError("grammar automaton exceeds " + std::to_string(limits.max_nfa_states) +
-                       " states; a repetition bound (maxLength, maxItems, ...) or the number of "
-                       "alternatives is too large");
+    if (int64_t(first) + k > limits.max_nfa_states) too_many_states();
     nfa.state_rule.resize(size_t(first + k), cur_rule);
     return first;
   }
@@ -320,9 +323,8 @@ struct Builder {
       return;
     }
     // Raw form: everything but '"', '\\' and control characters.
-    static const std::pair<uint32_t, uint32_t> raw_ok[] = {{0x20, 0x21}, {0x23, 0x5B}, {0x5D, 0x10FFFF}};
     for (auto [lo, hi] : ranges)
-      for (auto [ol, oh] : raw_ok) {
+      for (auto [ol, oh] : kRawOk) {
         uint32_t l = std::max(lo, ol), h = std::min(hi, oh);
         if (l <= h) raw(l, h);
       }
@@ -469,12 +471,31 @@ struct Builder {
     return cp_dfas.emplace(std::move(key), std::move(A)).first->second;
   }
 
-  // Op::Excl: a trie over the names' code points with one state per trie node, and at each node a small
-  // DFA reading one JSON-encoded code point: the encodings of the node's children lead to their states
-  // (their shared prefixes, such as "\u00", are shared states), every other code point leaves through
-  // states shared by the whole node kind ("deviated": any body follows). Keys that stop at a node that is
-  // no name end there. Per name character this is about six states; the same language as a regular
-  // expression (names' prefixes | deviations, then any body) takes about thirty.
+  // The names of an Op::Excl as a trie over their characters (code points or bytes).
+  struct NameTrie {
+    struct Node {
+      std::vector<std::pair<uint32_t, int32_t>> kids;  // character -> node
+      bool word = false;                               // a name ends here
+    };
+    std::vector<Node> nodes{Node{}};
+    void insert(const std::vector<uint32_t>& w) {
+      int32_t n = 0;
+      for (uint32_t c : w) {
+        auto& ks = nodes[size_t(n)].kids;
+        auto it = std::find_if(ks.begin(), ks.end(), [&](const auto& k) { return k.first == c; });
+        if (it != ks.end()) {
+          n = it->second;
+        } else {
+          const int32_t m = int32_t(nodes.size());
+          ks.push_back({c, m});
+          nodes.emplace_back();
+          n = m;
+        }
+      }
+      nodes[size_t(n)].word = true;
+    }
+  };
+
   // Op::Excl without json: an ASCII identifier that is none of the words. One state per trie node; a
   // byte that leaves the names goes to one state that reads the rest of the identifier.
   int32_t build_excl_identifier(const Expr& e, int32_t from) {
@@ -483,30 +504,13 @@ struct Builder {
     auto ident = [](uint32_t c, bool first) {
       return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || (!first && c >= '0' && c <= '9');
     };
-    struct TrieNode {
-      std::vector<std::pair<int32_t, int32_t>> kids;  // byte -> node
-      bool word = false;
-    };
-    std::vector<TrieNode> trie(1);
+    NameTrie names;
     for (const auto& w : e.words) {
       bool ok = !w.empty();
       for (size_t i = 0; ok && i < w.size(); ++i) ok = ident(w[i], i == 0);
-      if (!ok) continue;  // never written: nothing to exclude
-      int32_t n = 0;
-      for (uint32_t c : w) {
-        auto& ks = trie[size_t(n)].kids;
-        auto it = std::find_if(ks.begin(), ks.end(), [&](const auto& k) { return k.first == int32_t(c); });
-        if (it != ks.end()) {
-          n = it->second;
-        } else {
-          const int32_t m = int32_t(trie.size());
-          ks.push_back({int32_t(c), m});
-          trie.emplace_back();
-          n = m;
-        }
-      }
-      trie[size_t(n)].word = true;
+      if (ok) names.insert(w);  // (others are never written: nothing to exclude)
     }
+    const auto& trie = names.nodes;
     const int32_t X = new_state();  // end of the identifier
     const int32_t D = new_state();  // left every name: any identifier characters follow
     for (auto [lo, hi] : kCont) edge(D, lo, hi, D);
@@ -519,10 +523,11 @@ struct Builder {
       std::sort(kids.begin(), kids.end());
       size_t k = 0;
       auto emit = [&](int32_t lo, int32_t hi) {
-        for (; k < kids.size() && kids[k].first <= hi; ++k) {
-          if (kids[k].first > lo) edge(S[n], lo, kids[k].first - 1, D);
-          edge(S[n], kids[k].first, kids[k].first, S[size_t(kids[k].second)]);
-          lo = kids[k].first + 1;
+        for (; k < kids.size() && int32_t(kids[k].first) <= hi; ++k) {
+          const int32_t b = int32_t(kids[k].first);
+          if (b > lo) edge(S[n], lo, b - 1, D);
+          edge(S[n], b, b, S[size_t(kids[k].second)]);
+          lo = b + 1;
         }
         if (lo <= hi) edge(S[n], lo, hi, D);
       };
@@ -535,6 +540,12 @@ struct Builder {
     return X;
   }
 
+  // Op::Excl: a trie over the names' code points with one state per trie node, and at each node a small
+  // DFA reading one JSON-encoded code point: the encodings of the node's children lead to their states
+  // (their shared prefixes, such as "\u00", are shared states), every other code point leaves through
+  // states shared by the whole key ("deviated": any body follows). Keys that stop at a node that is no
+  // name end there. Per name character this is about six states; the same language as a regular
+  // expression (names' prefixes | deviations, then any body) takes about thirty.
   int32_t build_excl(const Expr& e, int32_t from) {
     if (!e.json) return build_excl_identifier(e, from);
     const auto& u = e.ranges;
@@ -548,30 +559,14 @@ struct Builder {
         if (lo <= c && c <= hi) return true;
       return false;
     };
-    struct TrieNode {
-      std::vector<std::pair<uint32_t, int32_t>> kids;  // code point -> node
-      bool word = false;
-    };
-    std::vector<TrieNode> trie(1);
+    NameTrie names;
     for (const auto& w : e.words) {
       if (!std::all_of(w.begin(), w.end(), in_u)) continue;  // never written: nothing to exclude
-      int32_t n = 0;
-      for (uint32_t c : w) {
-        if (!pairs && c > 0xFFFF)
-          throw GrammarError("key exclusion: a name outside the BMP needs code points without surrogates");
-        auto& ks = trie[size_t(n)].kids;
-        auto it = std::find_if(ks.begin(), ks.end(), [&](const auto& k) { return k.first == c; });
-        if (it != ks.end()) {
-          n = it->second;
-        } else {
-          const int32_t m = int32_t(trie.size());
-          ks.push_back({c, m});
-          trie.emplace_back();
-          n = m;
-        }
-      }
-      trie[size_t(n)].word = true;
+      if (!pairs && std::any_of(w.begin(), w.end(), [](uint32_t c) { return c > 0xFFFF; }))
+        throw GrammarError("key exclusion: a name outside the BMP needs code points without surrogates");
+      names.insert(w);
     }
+    const auto& trie = names.nodes;
     const int32_t X = new_state();  // end of the body
     const int32_t D = new_state();  // deviated: any body follows
     eps(json_star(D, u), X);
@@ -579,8 +574,7 @@ struct Builder {
     for (size_t a = 0; a < A.final.size(); ++a)
       if (A.final[a]) dev[a] = D;
     std::function<int32_t(int32_t)> deviated = [&](int32_t a) -> int32_t {
-      if (A.final[size_t(a)]) return D;
-      if (dev[size_t(a)] < 0) {
+      if (dev[size_t(a)] < 0) {  // (final states are D already)
         dev[size_t(a)] = new_state();
         for (const auto& m : A.moves[size_t(a)]) edge(dev[size_t(a)], m.lo, m.hi, deviated(m.to));
       }
