@@ -654,9 +654,8 @@ Matcher::Closure Matcher::closure_one(Config c) {
   }
   std::vector<Config> cfgs{c};
   closure(g_->automaton(), arena_, cfgs, max_depth());
-  Closure r{uint32_t(closure_store_.size()), uint32_t(closure_store_.size() + cfgs.size()),
-            configs_cost(g_->automaton(), arena_, cfgs), UINT32_MAX};
-  for (const Config& x : cfgs) r.depth = std::min(r.depth, arena_.node(x.stack).depth);
+  const Closure r{uint32_t(closure_store_.size()), uint32_t(closure_store_.size() + cfgs.size()),
+                  configs_cost(g_->automaton(), arena_, cfgs), shallowest(cfgs)};
   closure_store_.insert(closure_store_.end(), cfgs.begin(), cfgs.end());
   closure_memo_.emplace(key, r);
   last_closure_key_ = key;

@@ -188,10 +188,13 @@ class Matcher {
   std::vector<Config> closure_store_;
   // Shallowest stack depth a walk reached (how far below the current rule it looked).
   uint32_t min_depth_ = 0;
-  void note_depth(Span<Config> cfgs) {
-    for (const Config& c : cfgs) min_depth_ = std::min(min_depth_, arena_.node(c.stack).depth);
+  // The shallowest stack depth among `cfgs` (UINT32_MAX when empty).
+  uint32_t shallowest(const std::vector<Config>& cfgs) const {
+    uint32_t d = UINT32_MAX;
+    for (const Config& c : cfgs) d = std::min(d, arena_.node(c.stack).depth);
+    return d;
   }
-  void note_depth(const std::vector<Config>& cfgs) { note_depth(Span<Config>{cfgs.data(), cfgs.data() + cfgs.size()}); }
+  void note_depth(const std::vector<Config>& cfgs) { min_depth_ = std::min(min_depth_, shallowest(cfgs)); }
   struct Base {
     const uint32_t* sets[StringLexemeIndex::kExtraBuckets + 4];
     int n = 0;

@@ -171,26 +171,23 @@ def _alt(*items) -> Expr:
     return (ALT, tuple(flat))
 
 
+def _alt_distinct(*items) -> Expr:
+    """_alt() without repeats of one object (the compiler's caches give equal branches the same object);
+    alt()'s structural dedupe hashes whole subtrees, 10% of compiling an anyOf over 128 tools."""
+    e = _alt(*items)
+    if e[0] != ALT:
+        return e
+    parts = tuple({id(p): p for p in e[1]}.values())
+    return parts[0] if len(parts) == 1 else (ALT, parts)
+
+
+_MISSING = object()  # a keyword that is absent (None is a JSON value)
+
 # Keys are compared as decoded strings. Names made of BMP characters only are excluded over every code
 # point, lone surrogate escapes included, exactly as a plain string accepts them: then the tail after the
 # deviation is the plain string body, and every prefix of a key can still be completed (an open string).
 # A name with a supplementary character (or a surrogate) would be written as a surrogate pair that must
 # not read as two lone escapes, so those exclusions keep to the code points outside the surrogates.
-def _alt_distinct(*items) -> Expr:
-    """_alt() without repeats of one object (the compiler's caches give equal branches the same object);
-    alt()'s structural dedupe hashes whole subtrees, 10% of compiling an anyOf over 128 tools."""
-    flat, seen = [], set()
-    for it in items:
-        for p in (it[1] if it[0] == ALT else (it,)):
-            if id(p) not in seen:
-                seen.add(id(p))
-                flat.append(p)
-    if len(flat) == 1:
-        return flat[0]
-    return (ALT, tuple(flat))
-
-
-_MISSING = object()
 _ASCII = ((0, 0x7F),)
 _ASCII_RUN = (REP, (CP, _ASCII, True), 0, -1)
 _NON_ASCII = (CP, ((0x80, 0x10FFFF),), True)
