@@ -30,7 +30,7 @@ from fractions import Fraction
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import unquote, urljoin
 
-from . import regex as _rx
+from . import _gc, regex as _rx
 from .errors import LimitError, SchemaError
 from .string_formats import FORMAT_REGEXES, UNSUPPORTED_FORMATS, format_body
 from .grammar import (ALT, ANY_CODEPOINT, BYTE, CP, EMPTY, EXCL, LIT, NOTHING, REF, REP, SEQ, Expr, Grammar, alt,
@@ -182,6 +182,7 @@ def _alt_distinct(*items) -> Expr:
 
 
 _MISSING = object()  # a keyword that is absent (None is a JSON value)
+_STR_TYPE = frozenset((str,))
 
 # Keys are compared as decoded strings. Names made of BMP characters only are excluded over every code
 # point, lone surrogate escapes included, exactly as a plain string accepts them: then the tail after the
@@ -335,7 +336,8 @@ def _excl_dev(names: List[str], i: int, u: tuple) -> Expr:
 
 def open_key_names(names) -> bool:
     """Whether key_excluding(names) is an open string: every prefix of a key can still be completed."""
-    return all(ord(ch) < 0xD800 or 0xE000 <= ord(ch) <= 0xFFFF for nm in names for ch in nm)
+    text = "".join(names)
+    return text.isascii() or all(ord(ch) < 0xD800 or 0xE000 <= ord(ch) <= 0xFFFF for ch in text)
 
 
 def _excl_size(names) -> int:
@@ -1168,10 +1170,11 @@ class _Compiler:
         return n
 
     def conj_node(self, cj: tuple) -> _Node:
+        if len(cj) == 1:
+            s, p = cj[0]
+            return self.node(s, p)
         if not cj:
             return _NODE_TRUE
-        if len(cj) == 1:
-            return self.node(*cj[0])
         key = tuple(id(s) for s, _ in cj)
         n = self._conj_nodes.get(key)
         if n is None:
@@ -1309,7 +1312,7 @@ class _Compiler:
     def emit_conj(self, cj: tuple) -> Expr:
         if not cj:
             return self.any_value()
-        key = tuple(id(s) for s, _ in cj)
+        key = (id(cj[0][0]),) if len(cj) == 1 else tuple(id(s) for s, _ in cj)
         if self._kw:
             key += ("kwargs",)
         e = self._emitted.get(key)
@@ -1692,7 +1695,7 @@ class _Compiler:
             if self.add_default_false and n.obj_kw:
                 return None
             return _TRUE_CONJ
-        if self.conj_node(a).types == 0:
+        if (len(a) == 1 and a[0][0] is False) or self.conj_node(a).types == 0:
             return None
         return a
 
@@ -1717,9 +1720,11 @@ class _Compiler:
         add = self._additional(n)
         pn = self.conj_node(n.prop_names) if n.prop_names else None
         items = []
+        kw = self._kw
         for name, cj in n.props.items():
             v = self.emit_child(cj) if pn is None or self.accepts(pn, name) else NOTHING
-            items.append((name, self._key_lit(name, n.ptr) if v != NOTHING else None, v, name in req_set))
+            key = None if v == NOTHING else self._key_lit(name, n.ptr) if kw else json_string_literal(name)
+            items.append((name, key, v, name in req_set))
         for name in required:
             if name not in n.props:
                 v = self.emit_child(add) if add is not None and (pn is None or self.accepts(pn, name)) else NOTHING
@@ -1857,15 +1862,24 @@ class _Compiler:
         """items: [(name, key_expr, value_expr, required)], add_pair: (key_expr, value_expr) or None.
 
         add_lo/add_hi bound the number of additional members (minProperties/maxProperties)."""
-        for it in items:
-            if it[3] and it[2] == NOTHING:
-                return NOTHING
-        items = [it for it in items if it[2] != NOTHING]
         colon, comma, obj_open, obj_close, empty_obj = self._obj_tokens()
-        pairs = [(SEQ, (k, colon, v)) for _n, k, v, _r in items]
-        reqs = [r for _n, _k, _v, r in items]
+        names: List[str] = []
+        pairs: List[Expr] = []
+        reqs: List[bool] = []
+        for name, key, v, req in items:
+            if v == NOTHING:
+                if req:
+                    return NOTHING
+                continue
+            names.append(name)
+            pairs.append((SEQ, (key, colon, v)))
+            reqs.append(req)
+        k = len(pairs)
+        if add_pair is None and k and all(reqs) and not (any_order and k > 1):
+            # every member required, in schema order (strict tool schemas): one sequence
+            body = (SEQ, (pairs[0],) + tuple([(SEQ, (comma, p)) for p in pairs[1:]])) if k > 1 else pairs[0]
+            return _mkseq([obj_open, body, obj_close])
         A = _mkseq([add_pair[0], colon, add_pair[1]]) if add_pair is not None else None
-        k = len(items)
         if A is not None:
             if any_order and k > 1:  # the additional member appears in every any_order state
                 A = self._call_rule(ptr + " (additional member)", A) if A[0] != REF else A
@@ -1875,14 +1889,14 @@ class _Compiler:
         while lead < k and not reqs[lead]:
             lead += 1
         if lead >= 1 and not (any_order and k > 1):
-            pairs = [pairs[0]] + [self.shared(p, f"{ptr} (member {items[i][0]!r})") for i, p in
+            pairs = [pairs[0]] + [self.shared(p, f"{ptr} (member {names[i]!r})") for i, p in
                                   enumerate(pairs[1:], 1)]
         if any_order and k > 1:
             if k > ANY_ORDER_MAX_PROPERTIES:
                 raise LimitError(f"any_order=True supports at most {ANY_ORDER_MAX_PROPERTIES} properties per "
                                  f"object ({k} at {ptr}); use any_order=False for this schema")
             if k >= 4:  # each member appears in 2**(k-1) states
-                pairs = [self.shared(p, f"{ptr} (member {items[i][0]!r})", SHARE_THRESHOLD // 8)
+                pairs = [self.shared(p, f"{ptr} (member {names[i]!r})", SHARE_THRESHOLD // 8)
                          for i, p in enumerate(pairs)]
             return self._any_order_expr(pairs, reqs, A, ptr)
         if k == 0 and A is None:
@@ -2290,6 +2304,10 @@ def _ranges_disjoint(a: _Node, b: _Node) -> bool:
 
 
 def _h_type(c: _Compiler, n: _Node, v, ptr, s, merges) -> None:
+    bit = _TYPE_BITS.get(v) if v.__class__ is str else None
+    if bit is not None:  # one standard type name
+        n.types &= bit
+        return
     names = v if isinstance(v, list) else [v]
     mask = 0
     for t in names:
@@ -2455,8 +2473,12 @@ def _h_max_items(c, n, v, ptr, s, merges):
 def _h_properties(c: _Compiler, n, v, ptr, s, merges):
     if not isinstance(v, dict):
         raise SchemaError("properties must be an object", ptr, "properties")
-    pp = _ptr(ptr, "properties")
-    n.props = {k: c.conj(x, _ptr(pp, k)) for k, x in v.items()}
+    pp = ptr + "/properties"
+    props = {}
+    for k, x in v.items():  # c.conj() and _ptr() inlined for plain names and schemas (every tool parameter)
+        p = pp + "/" + k if k.__class__ is str and "~" not in k and "/" not in k else _ptr(pp, k)
+        props[k] = ((x, p),) if x.__class__ is not dict or "$ref" not in x else c.conj(x, p)
+    n.props = props
     n.obj_kw = n.c = True
 
 
@@ -2466,7 +2488,7 @@ def _h_required(c, n, v, ptr, s, merges):
             return
         raise SchemaError("required must be an array of property names (draft 3 boolean form is not supported)",
                           ptr, "required")
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+    if not isinstance(v, list) or not (set(map(type, v)) <= _STR_TYPE or all(isinstance(x, str) for x in v)):
         raise SchemaError("required must be an array of strings", ptr, "required")
     n.required = tuple(dict.fromkeys(v))
     n.obj_kw = n.c = True
@@ -2854,7 +2876,8 @@ def schema_to_grammar(schema, *, any_order: bool = False, whitespace: str = "com
                   max_repetition=max_repetition, syntax=syntax, kwargs=kwargs, kwargs_separators=kwargs_separators,
                   grammar=into, shared=shared)
     try:
-        g = c.compile()
+        with _gc.paused():
+            g = c.compile()
     except RecursionError:
         raise LimitError("schema nests too deeply to compile") from None
     if c.ignored:
