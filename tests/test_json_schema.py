@@ -358,6 +358,24 @@ def test_additional_properties():
     check({"type": "object", "additionalProperties": {"type": "string"}}, [{}, {"a": "b"}], [{"a": 1}])
 
 
+def test_additional_members_with_no_required_member():
+    """Declared members (all optional) in schema order, then additional ones; or additional ones only."""
+    props = {"unit": {"type": "string"}, "days": {"type": "integer"}}
+    s = {"type": "object", "properties": props}
+    cg = check(s, [{}, {"unit": "c"}, {"days": 1}, {"unit": "c", "days": 1}, {"x": 1}, {"x": 1, "y": [2]},
+                   {"unit": "c", "x": 1}, {"days": 1, "x": 1, "y": 2}], [{"days": "1"}, {"x": 1, "unit": 2}])
+    texts(s, bad=['{"x":1,"unit":"c"}', '{"unit":"c","x":1,"days":2}', '{"days":1,"unit":"c"}', '{,"x":1}',
+                  '{"x":1,}', '{"u\u006eit":1}'],
+          ok=['{"x":1,"y":2,"z":3}', '{"unit":"c","days":2,"x":{}}', '{"un":1}'])
+    # The additional member (its key is a trie of the declared names) is built twice: as the first member
+    # and after a comma; not a third time for "an additional member first" beside "a declared one first".
+    any_value = _compiled({}).num_nfa_states
+    one_required = _compiled(dict(s, required=["unit"])).num_nfa_states
+    member = one_required - _compiled(dict(s, required=["unit"], additionalProperties=False)).num_nfa_states - any_value
+    assert member > 50
+    assert cg.num_nfa_states - _compiled(dict(s, additionalProperties=False)).num_nfa_states <= any_value + 2 * member + 8
+
+
 def test_additional_key_exclusion_prefixes():
     s = {"type": "object", "properties": {n: {"type": "null"} for n in ("ab", "abc", "b", "é😀")},
          "additionalProperties": {"type": "integer"}}

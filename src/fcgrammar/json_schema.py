@@ -1919,11 +1919,16 @@ class _Compiler:
             alts = decl
         else:
             a_tail = rep(_mkseq([comma, A]), add_lo, add_hi)
-            if decl:
-                alts.append(_mkseq([_alt(*decl), a_tail]))
-            if empty_ok and (add_hi == -1 or add_hi >= 1):
-                alts.append(_mkseq([A, rep(_mkseq([comma, A]), max(0, add_lo - 1),
-                                           -1 if add_hi == -1 else add_hi - 1)]))
+            if empty_ok and add_lo == 0 and add_hi == -1:
+                # the first member is a declared or an additional one, and additional ones may follow
+                # either way: one copy of the additional member and its loop instead of two
+                alts.append(_mkseq([_alt(*decl, A), a_tail]))
+            else:
+                if decl:
+                    alts.append(_mkseq([_alt(*decl), a_tail]))
+                if empty_ok and (add_hi == -1 or add_hi >= 1):
+                    alts.append(_mkseq([A, rep(_mkseq([comma, A]), max(0, add_lo - 1),
+                                               -1 if add_hi == -1 else add_hi - 1)]))
             if add_lo > 0 and k == 0:
                 empty_ok = False
         body = _alt(*alts) if alts else NOTHING
