@@ -65,3 +65,13 @@ def test_schema_compile_leaves_the_collector_enabled():
     gc.enable()
     schema_to_grammar({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]})
     assert gc.isenabled()
+
+
+def test_tool_turn_compile_leaves_the_collector_enabled():
+    import fcgrammar as fcg
+    from fcgrammar.demo_vocab import demo_vocabulary
+
+    gc.enable()
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    fcg.Compiler(demo_vocabulary()).compile_tools(tools, format="hermes", tool_choice="required")
+    assert gc.isenabled()

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from . import _core
+from . import _core, _gc
 from .grammar import Grammar
 
 # Per-process cache of token indexes, keyed by the vocabulary's hash (built once per tokenizer).
@@ -188,9 +188,10 @@ class Compiler:
         fmt = get_format(format)
         norm = normalize_tools(tools, functions)
         mode, allowed = normalize_tool_choice(tool_choice, function_call, tools=[tool_name(t) for t in norm])
-        grammar, turn, stops = build_turn(norm, fmt, self.vocab, mode, allowed, parallel_tool_calls,
-                                          allow_preamble=allow_preamble, json_options=options,
-                                          reasoning=reasoning)
+        with _gc.paused():  # the whole turn's expression trees, not only each tool's schema
+            grammar, turn, stops = build_turn(norm, fmt, self.vocab, mode, allowed, parallel_tool_calls,
+                                              allow_preamble=allow_preamble, json_options=options,
+                                              reasoning=reasoning)
         grammar.check()
         core = _core.compile(self._index, list(grammar.rules), list(grammar.names), sorted(grammar.calls),
                              *self._limits, [int(x) for x in stops], sorted(grammar.open_strings))
