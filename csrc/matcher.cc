@@ -437,6 +437,27 @@ bool Matcher::accept_bytes(const std::string& bytes) {
   return true;
 }
 
+uint32_t Matcher::budget_limit() const {
+  return uint32_t(std::min<int64_t>(remaining() - 1, int64_t(kInfCost) - 1));
+}
+
+bool Matcher::over_budget() {
+  if (history_.back().over_budget < 0) {
+    const Automaton& a = g_->automaton();
+    const uint32_t limit = budget_limit();
+    const std::vector<Config>& cur = history_.back().cfgs;
+    bool over = remaining() > 0 && limit < kInfCost - 1 && !configs_accepting(a, cur);
+    if (over) {  // what fill_mask finds: no token within the limit
+      Out& out = out_scratch();
+      Base base;
+      collect(cur, g_->index()->add_prefix_space() && num_tokens() == 0, limit, out, base);
+      over = out.empty() && base.n == 0;
+    }
+    history_.back().over_budget = over;
+  }
+  return history_.back().over_budget > 0;
+}
+
 bool Matcher::accept_token(int32_t id) {
   const TokenIndex* idx = g_->index();
   if (!idx) throw MatcherError("this grammar was compiled without a vocabulary");
@@ -450,11 +471,11 @@ bool Matcher::accept_token(int32_t id) {
     return true;
   }
   uint64_t after_limit = uint64_t(remaining() - 1);
-  // Within the budget, or (once no token fits it any more, where fill_mask falls back to the tokens
-  // closest to the end) at least closer to the end than now.
+  // Within the budget, or (where no token fits it any more and fill_mask falls back to the tokens that
+  // bring the output closer to its end) closer to the end than now: exactly fill_mask's tokens.
   auto fits = [&](const std::vector<Config>& next) {
     uint64_t c = configs_cost(a, arena_, next);
-    return c <= after_limit || c < uint64_t(configs_cost(a, arena_, cur));
+    return c <= after_limit || (c < uint64_t(configs_cost(a, arena_, cur)) && over_budget());
   };
   bool stop = g_->is_stop(id);
   Symbol sym = a.token_symbol(id);
@@ -1008,7 +1029,7 @@ void Matcher::fill_mask(uint32_t* mask) {
     if (configs_accepting(a, history_.back().cfgs)) set_stops();  // the stop token is not counted
     return;
   }
-  uint32_t limit = uint32_t(std::min<int64_t>(rem - 1, int64_t(kInfCost) - 1));
+  const uint32_t limit = budget_limit();
   const std::vector<Config>& cur = history_.back().cfgs;
   bool accepting = configs_accepting(a, cur);
   bool first = idx.add_prefix_space() && num_tokens() == 0;
@@ -1017,32 +1038,22 @@ void Matcher::fill_mask(uint32_t* mask) {
     for (size_t i = 0; i < cur.size(); ++i) any |= config_mask(cur[i], limit, mask, i == 0);
     if (any || accepting || limit >= kInfCost - 1) {
       if (accepting) set_stops();
+      if (!accepting && limit < kInfCost - 1) history_.back().over_budget = 0;
       return;
     }
   }
   Out& out = out_scratch();
   Base base;
   collect(cur, first, limit, out, base);
-  if (out.empty() && base.n == 0 && !accepting && limit < kInfCost - 1) {
+  const bool over = out.empty() && base.n == 0 && !accepting && limit < kInfCost - 1;
+  history_.back().over_budget = over;
+  if (over) {
     // No token keeps a completion within the budget by our (one token per byte) bound: fall back to
-    // the tokens that get closest to completion, so the output still heads for the shortest ending.
+    // the tokens that bring the output closer to its end (every byte is a token, so one always does;
+    // each step then shortens the ending, and the output ends all the same).
+    const uint32_t cost_now = configs_cost(a, arena_, cur);
     out.clear();
-    collect(cur, first, kInfCost - 1, out, base);
-    uint32_t best = kInfCost;
-    for (const auto& [t, c] : out) best = std::min(best, c);
-    int32_t l = 0;
-    bool string_start = base.n && cur.size() == 1 && g_->string_body(cur[0].d, &l) &&
-                        l == idx.string_lexeme().start;
-    uint32_t cost_d = base.n ? configs_cost(a, arena_, cur) : kInfCost;
-    base.n = 0;
-    if (string_start && cost_d <= best) {
-      best = cost_d;
-      base.sets[base.n++] = idx.string_lexeme().start_inside_by_extra[0].data();
-    }
-    Out keep;
-    for (const auto& tc : out)
-      if (tc.second <= best) keep.push_back(tc);
-    out.swap(keep);
+    if (cost_now > 0 && cost_now < kInfCost) collect(cur, first, cost_now - 1, out, base);
   }
   if (base.n)
     std::memcpy(mask, base.sets[0], size_t(W) * 4);

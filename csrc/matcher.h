@@ -114,6 +114,7 @@ class Matcher {
   struct Step {
     std::vector<Config> cfgs;
     bool terminated = false;
+    int8_t over_budget = -1;  // no token fits the budget here (-1: not computed yet), see over_budget()
   };
   // (token, cost after it) pairs. Not a std::vector: a free-text mask appends most of the vocabulary in
   // runs (append_tokens), and vector::resize would construct every element first.
@@ -156,6 +157,11 @@ class Matcher {
     size_t n_ = 0, cap_ = 0;
   };
   bool step_token_bytes(const std::string& bytes, bool strip_space, std::vector<Config>& cfgs);
+  // The fill limit at the current position: the cost a token may leave for the tokens after it.
+  uint32_t budget_limit() const;
+  // Whether no token keeps a completion within the budget at the current position (and the output is not
+  // complete): the mask then holds the tokens that bring the output closer to its end. Cached on the step.
+  bool over_budget();
   // Walks the subtree of trie node `node`: the node itself and below (include_self), or only below it.
   void walk(const Trie& trie, uint32_t node, bool include_self, const std::vector<Config>& start, uint32_t limit,
             Out& out);

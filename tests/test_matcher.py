@@ -169,13 +169,38 @@ def test_budget_walks_end_complete(compiler, vocab):
 
 
 def test_budget_below_the_byte_bound_heads_for_the_shortest_ending(compiler, vocab):
-    """Below the one-token-per-byte bound, the mask keeps only the tokens that get closest to the end."""
+    """Below the one-token-per-byte bound, the mask keeps only the tokens that bring the output closer to
+    its end."""
     grammar = compiler.compile_grammar(weather_grammar())
     m = fcg.Matcher(grammar, max_tokens=3)
     allowed = allowed_ids(m, vocab)
     assert allowed and all(vocab.tokens[t].startswith(b"{") for t in allowed)
     longest = max(allowed, key=lambda t: len(vocab.tokens[t]))
     assert b'{"location":"'.startswith(vocab.tokens[longest]) or vocab.tokens[longest].startswith(b'{"')
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "string", "pattern": "\\d{4}-"},  # unanchored: digits, then '-', anywhere in the string
+    {"type": "string"},  # a string body: masks from the precomputed string sets
+    {"type": "object", "properties": {"location": {"type": "string"}, "days": {"type": "integer"}},
+     "required": ["location"]},
+])
+def test_tight_budget_masks_are_exactly_what_accept_allows(compiler, vocab, schema):
+    """Within the budget and below it (where the mask falls back to the tokens that bring the output
+    closer to its end), accept_token takes exactly the tokens of the mask, at every step."""
+    grammar = compiler.compile_json_schema(schema)
+    rng = random.Random(3)
+    bound = fcg.Matcher(grammar).min_cost_to_finish  # one token per byte: enough, whatever is sampled
+    for budget in list(range(1, 9)) + [bound, bound + 2]:
+        for _ in range(3):
+            m = fcg.Matcher(grammar, max_tokens=budget)
+            while not m.is_terminated() and m.num_tokens < budget:
+                allowed = check_mask_exact(m, vocab)
+                assert allowed, (budget, m.num_tokens)
+                assert m.accept_token(rng.choice(sorted(allowed)))
+            check_mask_exact(m, vocab)  # spent: the stop token if complete, else nothing
+            if budget >= bound:
+                assert m.is_accepting(), budget
 
 
 def test_forced_bytes(compiler, vocab):
