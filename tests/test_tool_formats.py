@@ -203,6 +203,24 @@ def test_tool_choice_semantics(preset):
             break
 
 
+@pytest.mark.parametrize("preset", PRESETS)
+def test_private_use_characters_are_text(preset):
+    """Any character the model writes is text, the private-use planes included (the parser once marked
+    special tokens with plane-15 characters and mistook such text for them)."""
+    vocab, compiler, encode = family_vocab(preset)
+    fmt = fcg.formats.get(preset)
+    odd = "Hi \U000F0000\U000F4D80 \U00100000\uE000 there"
+    g_auto = compiler.compile_tools(WEATHER, format=preset)
+    if fmt.mixes_text or all(t.startswith("$text") for t in fmt.alts("text")):
+        ids = render(g_auto, {"role": "assistant", "content": odd}, encode=encode)
+        assert _accepts(g_auto, ids)
+        assert fcg.parse(g_auto, ids)["content"] == odd
+    call = {"name": "get_weather", "arguments": {"city": odd}}
+    ids = render(g_auto, _message([call]), encode=encode)
+    assert _accepts(g_auto, ids)
+    assert _same_calls(fcg.parse(g_auto, ids), [call])
+
+
 @pytest.mark.parametrize("preset", ["qwen", "functionary-v3", "mistral-v11", "llama3-json"])
 def test_preamble_only_when_asked(preset):
     vocab, compiler, encode = family_vocab(preset)

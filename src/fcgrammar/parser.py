@@ -1,7 +1,7 @@
 """Generated text or token ids → an OpenAI assistant message, whole or as streaming deltas.
 
 The parser reads the same resolved format as the grammar (tool_grammar.py): special tokens become single
-private-use marker characters, templates are matched left to right, ``$name`` takes the allowed name that
+marker characters (lone surrogates: never in decoded text), templates are matched left to right, ``$name`` takes the allowed name that
 is followed by the template's next delimiter (so ``get_weather`` and ``get_weather_hourly`` never
 confuse), ``$args`` is read with the JSON (or Python-literal) decoder, and text runs to the first trigger.
 Under the grammar the text always parses; on unconstrained text a :class:`ParseError` says where it
@@ -20,7 +20,7 @@ import uuid
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from .errors import FcgError
-from .tool_grammar import MARKER_BASE, ToolTurn
+from .tool_grammar import MARKER_BASE, MARKER_END, ToolTurn
 from .tool_schema import CODE_INTERPRETER_NAME
 
 
@@ -40,7 +40,8 @@ class _EOF(Exception):
 
 
 _DEC = _json.JSONDecoder()
-_MARKER_RE = re.compile("[\U000F0000-\U000FFFFF]")
+_MARKER_RE = re.compile(f"[{chr(MARKER_BASE)}-{chr(MARKER_END - 1)}]")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 class _State:
@@ -434,6 +435,8 @@ def to_marked(grammar, data: Union[str, bytes, Sequence[int]], final: bool = Tru
     rf = turn.resolved
     if isinstance(data, (str, bytes)):
         s = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        if _SURROGATE_RE.search(s):  # not text (what decoding bytes would give): never read as a marker
+            s = _SURROGATE_RE.sub("\ufffd", s)
         for tid, text in sorted(rf.special_text.items(), key=lambda kv: -len(kv[1])):
             s = s.replace(text, rf.marker(tid))
         return s
@@ -464,7 +467,7 @@ def to_marked(grammar, data: Union[str, bytes, Sequence[int]], final: bool = Tru
 def _unmark(turn: ToolTurn, s: Optional[str]) -> Optional[str]:
     if s is None:
         return None
-    if any(ord(c) >= MARKER_BASE for c in s):
+    if _MARKER_RE.search(s):
         rev = {m: turn.resolved.special_text.get(t, "") for t, m in turn.resolved.markers.items()}
         s = "".join(rev.get(c, c) for c in s)
     return s

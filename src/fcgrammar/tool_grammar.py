@@ -29,7 +29,10 @@ from .grammar import ALT, BYTE, CP, EMPTY, EXCL, LIT, NOTHING, REF, REP, SEQ, TO
 from .text_grammar import TEXT_RANGES, text_expr
 from .tool_schema import CODE_INTERPRETER_NAME, is_code_interpreter, tool_name
 
-MARKER_BASE = 0xF0000  # special tokens appear as single private-use characters in parsed strings
+# Special tokens appear in parsed strings as single lone high surrogates: text decoded from UTF-8 never
+# holds a surrogate (any character the model writes, private-use ones included, stays text).
+MARKER_BASE = 0xD800
+MARKER_END = 0xDC00
 
 Piece = Tuple[str, Any]  # ("text", str) | ("special", token_id) | ("slot", name)
 
@@ -48,6 +51,8 @@ class ResolvedFormat:
     def marker(self, tid: int) -> str:
         m = self.markers.get(tid)
         if m is None:
+            if MARKER_BASE + len(self.markers) >= MARKER_END:
+                raise ValueError(f"a tool-call format may use at most {MARKER_END - MARKER_BASE} special tokens")
             m = self.markers[tid] = chr(MARKER_BASE + len(self.markers))
         return m
 
