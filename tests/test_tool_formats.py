@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from decimal import Decimal
 import zlib
 
 import jsonschema
@@ -219,6 +220,27 @@ def test_private_use_characters_are_text(preset):
     ids = render(g_auto, _message([call]), encode=encode)
     assert _accepts(g_auto, ids)
     assert _same_calls(fcg.parse(g_auto, ids), [call])
+
+
+def test_pythonic_arguments_become_exact_json():
+    """Python-syntax calls are re-written as JSON arguments with their numbers as written: an integer
+    too large for a float stays exact (it became `Infinity`, which is not JSON), 1.0 stays 1.0."""
+    vocab, compiler, encode = family_vocab("llama3-pythonic")
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"n": {"type": "integer"}, "x": {"type": "number"},
+                                          "v": {"type": "array"}}, "required": ["n"]}}}]
+    g = compiler.compile_tools(tools, format="llama3-pythonic", tool_choice="required")
+    big = "1" + "0" * 400
+    text = f"[f(n={big}.0, x=-2.50e1, v=[None, True, 'é', [1, 2]])]"
+    ids = encode(text) + list(g.stop_ids)[:1]
+    assert _accepts(g, ids)
+    args = fcg.parse(g, ids)["tool_calls"][0]["function"]["arguments"]
+
+    def no_constants(c):
+        raise AssertionError(f"not JSON: {c}")
+
+    assert args == f'{{"n": {big}.0, "x": -2.50e1, "v": [null, true, "é", [1, 2]]}}'
+    assert json.loads(args, parse_float=Decimal, parse_constant=no_constants)["n"] == int(big)
 
 
 @pytest.mark.parametrize("preset", ["qwen", "functionary-v3", "mistral-v11", "llama3-json"])

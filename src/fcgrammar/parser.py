@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import json as _json
+import math
 import re
 import uuid
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -59,6 +60,33 @@ class _State:
         s.calls = [dict(c) for c in self.calls]
         s.cur = dict(self.cur) if self.cur is not None else None
         return s
+
+
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def _py_json(node: ast.AST, src: str) -> str:
+    """JSON text of a Python literal, numbers as written (``1.0`` stays ``1.0``; a number too large for a
+    float stays exact instead of becoming ``Infinity``). ValueError for what JSON cannot say."""
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return "[" + ", ".join(_py_json(x, src) for x in node.elts) + "]"
+    if isinstance(node, ast.Dict):
+        parts = []
+        for k, v in zip(node.keys, node.values):
+            if not (isinstance(k, ast.Constant) and isinstance(k.value, str)):
+                raise ValueError("a JSON object's keys are strings")
+            parts.append(f"{_json.dumps(k.value, ensure_ascii=False)}: {_py_json(v, src)}")
+        return "{" + ", ".join(parts) + "}"
+    value = ast.literal_eval(node)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = ast.get_source_segment(src, node) or ""
+        if _JSON_NUMBER.fullmatch(text):
+            return text
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("not a JSON number")
+    elif not (value is None or isinstance(value, (bool, str))):
+        raise ValueError("not a JSON value")
+    return _json.dumps(value, ensure_ascii=False)
 
 
 def new_call_id() -> str:
@@ -223,15 +251,18 @@ class _Reader:
             if self.partial:
                 self.eof(st)
             raise _NoMatch
+        src = f"f({s[p:q]})"
         try:
-            call = ast.parse(f"f({s[p:q]})", mode="eval").body
-            if not isinstance(call, ast.Call) or call.args:
+            call = ast.parse(src, mode="eval").body
+            if not isinstance(call, ast.Call) or call.args or any(kw.arg is None for kw in call.keywords):
                 raise _NoMatch
-            val = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg}
+            val = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+            text = "{" + ", ".join(f"{_json.dumps(kw.arg, ensure_ascii=False)}: {_py_json(kw.value, src)}"
+                                   for kw in call.keywords) + "}"
         except (SyntaxError, ValueError):
             raise _NoMatch from None
         st.cur["args"] = val
-        st.cur["args_text"] = _json.dumps(val, ensure_ascii=False)
+        st.cur["args_text"] = text
         return q
 
     def ident(self, p: int, nxt: str, st: _State) -> int:
