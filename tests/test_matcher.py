@@ -213,6 +213,26 @@ def test_forced_bytes(compiler, vocab):
     assert m.forced_bytes() == b'"unit":"'
 
 
+def test_forced_tokens_at_partial_characters():
+    """Forced bytes that start or end inside a UTF-8 character (after a token that split one, or where
+    two choices share a character's first bytes) give the tokens of the whole characters only."""
+    from conftest import TOKENIZERS, data_path
+
+    vocab = fcg.Vocabulary.from_tokenizer_json(data_path(TOKENIZERS["gpt2"]))
+    compiler = fcg.Compiler(vocab)
+    m = fcg.Matcher(compiler.compile_json_schema({"enum": ["거실"]}))
+    assert m.accept_tokens(vocab.encode('"'))
+    assert m.accept_token(vocab.tokens.index("거".encode()[:1]))  # one byte of a three-byte character
+    assert m.forced_bytes().startswith("거".encode()[1:])
+    assert m.forced_tokens() == []
+    g = Grammar()
+    g.add_rule("root", seq(lit("<"), alt(lit("가"), lit("각"))))  # EA B0 80 / EA B0 81: raw, no escapes
+    m = fcg.Matcher(compiler.compile_grammar(g))
+    assert m.forced_bytes() == b"<\xea\xb0"
+    forced = m.forced_tokens()
+    assert vocab.decode(forced) == b"<" and m.accept_tokens(forced)
+
+
 def test_batch_fill_matches_single(compiler, vocab):
     grammar = compiler.compile_grammar(nested_grammar())
     ms = [fcg.Matcher(grammar) for _ in range(6)]

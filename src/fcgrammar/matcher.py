@@ -102,7 +102,7 @@ class Matcher(_core.Matcher):
         longer token the grammar allows could span the end of the forced text (so the result is a prefix of
         the canonical tokenization of any continuation). Empty when nothing is forced or no encoder exists.
         """
-        data = self.forced_bytes()
+        data = _whole_characters(self.forced_bytes())
         if not data:
             return []
         vocab = self.grammar.vocab
@@ -131,6 +131,20 @@ class Matcher(_core.Matcher):
     def __repr__(self) -> str:
         return (f"Matcher(tokens={self.num_tokens}, accepting={self.is_accepting()}, "
                 f"terminated={self.is_terminated()})")
+
+
+def _whole_characters(data: bytes) -> bytes:
+    """The forced bytes up to the last whole UTF-8 character; empty when they start inside one (after a
+    token that ended mid-character: its other bytes have no canonical tokenization of their own)."""
+    while data:
+        try:
+            data.decode("utf-8")
+            return data
+        except UnicodeDecodeError as e:
+            if e.start == 0:
+                return b""
+            data = data[:e.start]
+    return data
 
 
 def _longer_token_allowed(m: Matcher, tail: bytes) -> bool:
