@@ -447,6 +447,33 @@ def test_contains():
     assert ei.value.keyword == "maxContains"
 
 
+def _lenient(schema):
+    """(compiled grammar, the one SchemaWarning's text) for schema_to_grammar(lenient=True)"""
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        g = schema_to_grammar(schema, lenient=True)
+    mine = [str(w.message) for w in rec if issubclass(w.category, SchemaWarning)]
+    assert len(mine) == 1
+    return compile_bytes(g), mine[0]
+
+
+def test_lenient_contains_ignores_only_what_it_reports():
+    # maxContains cannot be enforced: it alone is ignored, contains {const: 1} still holds
+    cg, msg = _lenient({"type": "array", "contains": {"const": 1}, "maxContains": 2})
+    assert "1 JSON Schema keyword" in msg and "'maxContains' at #" in msg
+    assert accepts(cg, "[1]") and accepts(cg, "[2,1,1,1]") and not accepts(cg, "[2]") and not accepts(cg, "[]")
+    cg, msg = _lenient({"type": "array", "contains": {"const": 1}, "minContains": 2, "maxContains": 3})
+    assert "'maxContains' at #" in msg
+    assert accepts(cg, "[1,2,1]") and not accepts(cg, "[1]")
+    # two contains on one array: the second one is ignored (and named), the first one holds
+    cg, msg = _lenient({"type": "array", "allOf": [{"contains": {"multipleOf": 2}}, {"contains": {"multipleOf": 3}}]})
+    assert "1 JSON Schema keyword" in msg and "'contains' at #/allOf/1" in msg
+    assert accepts(cg, "[2]") and accepts(cg, "[3,4]") and not accepts(cg, "[3]")
+    # with prefixItems: the contains is ignored, and named
+    cg, msg = _lenient({"type": "array", "prefixItems": [{"type": "integer"}], "contains": {"const": 1}})
+    assert "'contains' at #" in msg and accepts(cg, "[2]")
+
+
 def test_oneof_presence_only():
     s = {"type": "object", "properties": {k: {"type": "number"} for k in ("r", "l", "w")},
          "oneOf": [{"required": ["r"]}, {"required": ["l", "w"]}]}

@@ -2040,19 +2040,22 @@ class _Compiler:
         """items* (contains ∧ items) items* ... : at least minContains elements match (exact); maxContains
         only where implied by maxItems."""
         cj, lo_c, hi_c, ptr = n.contains[0]
+        # lenient=True ignores exactly what is reported: the other contains, maxContains alone, or (with
+        # keywords it cannot be combined with) the contains
+        for _cj, _lo, _hi, other in n.contains[1:]:
+            self.unsupported("contains", other, "several contains constraints on one array")
         why = None
-        if len(n.contains) > 1:
-            why = "several contains constraints on one array"
-        elif n.prefix:
+        if n.prefix:
             why = "contains together with prefixItems"
         elif n.unique:
             why = "contains together with uniqueItems"
-        elif hi_c is not None and not (n.max_items is not None and hi_c >= n.max_items):
-            why = "maxContains (needs the complement of the contains schema)"
-        elif n.min_items > lo_c or n.max_items is not None:
+        if not why and hi_c is not None and not (n.max_items is not None and hi_c >= n.max_items):
+            self.unsupported("maxContains", ptr, "maxContains (needs the complement of the contains schema)")
+            hi_c = None
+        if not why and (n.min_items > lo_c or n.max_items is not None):
             why = "contains together with minItems/maxItems"
         if why:
-            self.unsupported("contains" if hi_c is None or "maxContains" not in why else "maxContains", ptr, why)
+            self.unsupported("contains", ptr, why)
             m = n.copy()
             m.contains = ()
             return self._array(m)
