@@ -1,9 +1,10 @@
 """Generated text or token ids → an OpenAI assistant message, whole or as streaming deltas.
 
 The parser reads the same resolved format as the grammar (tool_grammar.py): special tokens become single
-marker characters (lone surrogates: never in decoded text), templates are matched left to right, ``$name`` takes the allowed name that
-is followed by the template's next delimiter (so ``get_weather`` and ``get_weather_hourly`` never
-confuse), ``$args`` is read with the JSON (or Python-literal) decoder, and text runs to the first trigger.
+marker characters (lone surrogates: never in decoded text), templates are matched left to right,
+``$name`` takes the allowed name that is followed by the template's next delimiter (so ``get_weather``
+and ``get_weather_hourly`` never confuse), ``$args`` is read with the JSON (or Python-literal) decoder,
+and text runs to the first trigger.
 Under the grammar the text always parses; on unconstrained text a :class:`ParseError` says where it
 stops following the format.
 
