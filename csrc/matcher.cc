@@ -545,6 +545,17 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
   // from inside this one): they are addressed by index, and each walk pops back to where it started.
   auto& fs = frames_;
   const size_t base = fs.size();
+  // The frame of node i's children for a state with transition row `row` and `only`, its only_byte (read
+  // after the row, which sets it): a state that reads one literal byte (a call's trigger, from every node
+  // of free text) goes straight to that child by memchr, if there is one.
+  auto push_children = [&](uint32_t i, const int32_t* row, int32_t only) {
+    if (only < 0) {
+      fs.push_back({child_off[i], child_off[i + 1], row});
+    } else if (const void* hit = std::memchr(child_byte + child_off[i], only, child_off[i + 1] - child_off[i])) {
+      const uint32_t j = uint32_t(static_cast<const uint8_t*>(hit) - child_byte);
+      fs.push_back({j, j + 1, row});
+    }
+  };
   auto enter = [&](uint32_t i, int32_t q) {
     const DState& qs = a.state(q);
     // A state that calls or returns: the closure's other configurations each walk the subtree on their
@@ -594,28 +605,14 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
         return;
       }
     }
-    if (qs.only_byte >= 0) {  // a literal byte: go straight to its child, if any
-      const void* hit = std::memchr(child_byte + child_off[i], qs.only_byte, child_off[i + 1] - child_off[i]);
-      if (!hit) return;
-      const uint32_t j = uint32_t(static_cast<const uint8_t*>(hit) - child_byte);
-      fs.push_back({j, j + 1, row});
-      return;
-    }
-    fs.push_back({child_off[i], child_off[i + 1], row});
+    push_children(i, row, qs.only_byte);
   };
   if (include_self) {
     int32_t q = a.step_byte(start.d, trie.nodes[node].byte);
     if (q != kDead) enter(node, q);
   } else if (child_off[node] != child_off[node + 1]) {
-    const int32_t* row = a.row(start.d);  // (sets only_byte)
-    const int32_t only = a.state(start.d).only_byte;
-    if (only < 0) {
-      fs.push_back({child_off[node], child_off[node + 1], row});
-    } else if (const void* hit = std::memchr(child_byte + child_off[node], only, child_off[node + 1] - child_off[node])) {
-      // a literal byte (a call's trigger, from every node of free text): straight to its child
-      const uint32_t j = uint32_t(static_cast<const uint8_t*>(hit) - child_byte);
-      fs.push_back({j, j + 1, row});
-    }
+    const int32_t* row = a.row(start.d);
+    push_children(node, row, a.state(start.d).only_byte);
   }
   while (fs.size() > base) {
     const size_t k = fs.size() - 1;
@@ -1036,9 +1033,9 @@ void Matcher::fill_mask(uint32_t* mask) {
   if (!first && !cur.empty() && cur.size() <= kMaxSplitConfigs) {
     bool any = false;
     for (size_t i = 0; i < cur.size(); ++i) any |= config_mask(cur[i], limit, mask, i == 0);
-    if (any || accepting || limit >= kInfCost - 1) {
+    if (any || accepting || limit >= kInfCost - 1) {  // (each one: not over the budget)
       if (accepting) set_stops();
-      if (!accepting && limit < kInfCost - 1) history_.back().over_budget = 0;
+      history_.back().over_budget = 0;
       return;
     }
   }

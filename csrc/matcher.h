@@ -146,12 +146,6 @@ class Matcher {
       n_ += k;
       return p;
     }
-    void swap(Out& o) {
-      buf_.swap(o.buf_);
-      std::swap(n_, o.n_);
-      std::swap(cap_, o.cap_);
-    }
-
    private:
     std::unique_ptr<TokCost[]> buf_;
     size_t n_ = 0, cap_ = 0;
