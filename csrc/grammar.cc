@@ -501,9 +501,12 @@ struct Builder {
   int32_t build_excl_identifier(const Expr& e, int32_t from) {
     static const std::pair<int32_t, int32_t> kStart[] = {{'A', 'Z'}, {'_', '_'}, {'a', 'z'}};
     static const std::pair<int32_t, int32_t> kCont[] = {{'0', '9'}, {'A', 'Z'}, {'_', '_'}, {'a', 'z'}};
-    auto ident = [](uint32_t c, bool first) {
-      return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || (!first && c >= '0' && c <= '9');
+    auto in = [](const auto& ranges, uint32_t c) {
+      for (auto [lo, hi] : ranges)
+        if (lo <= int32_t(c) && int32_t(c) <= hi) return true;
+      return false;
     };
+    auto ident = [&](uint32_t c, bool first) { return first ? in(kStart, c) : in(kCont, c); };
     NameTrie names;
     for (const auto& w : e.words) {
       bool ok = !w.empty();
