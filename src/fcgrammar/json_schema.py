@@ -1720,11 +1720,9 @@ class _Compiler:
         add = self._additional(n)
         pn = self.conj_node(n.prop_names) if n.prop_names else None
         items = []
-        kw = self._kw
         for name, cj in n.props.items():
             v = self.emit_child(cj) if pn is None or self.accepts(pn, name) else NOTHING
-            key = None if v == NOTHING else self._key_lit(name, n.ptr) if kw else json_string_literal(name)
-            items.append((name, key, v, name in req_set))
+            items.append((name, self._key_lit(name, n.ptr) if v != NOTHING else None, v, name in req_set))
         for name in required:
             if name not in n.props:
                 v = self.emit_child(add) if add is not None and (pn is None or self.accepts(pn, name)) else NOTHING
