@@ -779,43 +779,82 @@ bool Matcher::opening_shortcut(int32_t node, const std::vector<Config>& after, u
 void Matcher::digit_runs(Config start, uint32_t limit, Out& out, bool done[10]) {
   const Automaton& a = g_->automaton();
   const TokenIndex& idx = *g_->index();
+  const Trie& trie = idx.trie();
   const DigitRuns& runs = idx.digit_runs();
+  const int32_t L = runs.max_len;
+  constexpr int32_t kMaxChain = 24;
+  if (L == 0 || L > kMaxChain) return;
   const uint32_t stack_cost = arena_.node(start.stack).cost;
-  int32_t qs[10];
-  bool all_same = true;
-  for (int k = 0; k < 10; ++k) {
-    qs[k] = kDead;
-    int32_t q = a.step_byte(start.d, uint8_t('0' + k));
-    if (q == kDead) { all_same = false; continue; }
+  // A state a token may end in without a closure of its own (no call, no return).
+  auto plain = [&](int32_t q) {
     const DState& st = a.state(q);
-    if (!st.calls.empty() || (st.final && start.stack != 0)) { all_same = false; continue; }
+    return st.calls.empty() && !(st.final && start.stack != 0);
+  };
+  // The state every digit leads to from q (kDead when none does), or -1 when digits differ.
+  auto digit_step = [&](int32_t q) {
     const int32_t* row = a.row(q);
-    bool loops = true;
-    for (int j = 0; j < 10 && loops; ++j) loops = row[a.symbol_class(uint8_t('0' + j))] == q;
-    if (!loops) { all_same = false; continue; }
-    qs[k] = q;
-    if (qs[k] != qs[0]) all_same = false;
+    const int32_t r = row[a.symbol_class('0')];
+    for (int j = 1; j < 10; ++j)
+      if (row[a.symbol_class(uint8_t('0' + j))] != r) return -1;
+    return r;
+  };
+  // chain[k][n]: the state after n digits that start with k (kDead: no such run), for n = 1..L, where all
+  // digits lead alike along the chain; ok[k] false where they do not (that digit is walked).
+  int32_t chain[10][kMaxChain + 1];
+  bool ok[10];
+  for (int k = 0; k < 10; ++k) {
+    ok[k] = false;
+    const int32_t q = a.step_byte(start.d, uint8_t('0' + k));
+    if (q == kDead || !plain(q)) continue;
+    if (k > 0 && ok[k - 1] && chain[k - 1][1] == q) {  // the same chain as the previous digit's
+      std::copy(chain[k - 1] + 1, chain[k - 1] + L + 1, chain[k] + 1);
+      ok[k] = true;
+      continue;
+    }
+    chain[k][1] = q;
+    bool good = true;
+    for (int32_t n = 1; n < L && good; ++n) {
+      const int32_t s = chain[k][n];
+      int32_t t = kDead;
+      if (s != kDead) {
+        t = (n > 1 && chain[k][n - 1] == s) ? s : digit_step(s);  // a loop stays a loop
+        good = t >= 0 && (t == kDead || plain(t));
+      }
+      chain[k][n + 1] = t;
+    }
+    ok[k] = good;
+  }
+  // One precomputed set for the digit-only tokens of 1-9 (and of 0, if alike), when no run length is
+  // dead and the costliest fits the budget.
+  bool same = ok[1];
+  for (int k = 2; k < 10 && same; ++k) same = ok[k] && chain[k][1] == chain[1][1];
+  const bool with_zero = same && ok[0] && chain[0][1] == chain[1][1];
+  bool in_set = false;
+  if (same && base_ && base_->n < int(sizeof(base_->sets) / sizeof(base_->sets[0]))) {
+    uint64_t worst = 0;
+    for (int32_t n = 1; n <= L; ++n)
+      worst = std::max<uint64_t>(worst, chain[1][n] == kDead ? kInfCost : a.state(chain[1][n]).cost);
+    worst += stack_cost;
+    if (worst <= limit) {
+      base_->sets[base_->n++] = with_zero ? runs.all.data() : runs.nonzero.data();
+      base_->max_cost = std::max(base_->max_cost, uint32_t(worst));
+      in_set = true;
+    }
   }
   for (int k = 0; k < 10; ++k) {
-    int32_t q = qs[k];
-    if (q == kDead) continue;
+    if (!ok[k]) continue;
     done[k] = true;
-    uint32_t c = a.state(q).cost;
-    if (c >= kInfCost) continue;
-    c += stack_cost;
-    if (c <= limit) {
-      if (all_same && base_ && base_->n < int(sizeof(base_->sets) / sizeof(base_->sets[0]))) {
-        if (k == 0) {
-          base_->sets[base_->n++] = runs.all.data();
-          base_->max_cost = std::max(base_->max_cost, c);
-        }
-      } else {
-        for (int32_t t : runs.tokens[k]) out.push_back({t, c});
+    if (!(in_set && (k > 0 || with_zero))) {
+      const auto& off = runs.len_off[k];
+      for (int32_t n = 1; n <= L && chain[k][n] != kDead; ++n) {
+        const uint64_t c = uint64_t(a.state(chain[k][n]).cost) + stack_cost;
+        if (c > limit) continue;
+        for (uint32_t i = off[n]; i < off[n + 1]; ++i) out.push_back({runs.tokens[k][i], uint32_t(c)});
       }
     }
     for (uint32_t f : runs.frontier[k]) {
-      const Trie& trie = idx.trie();
-      walk_dfa(trie, f, true, {q, start.stack}, limit, out);
+      const int32_t s = chain[k][trie.nodes[f].depth - 1];
+      if (s != kDead) walk_dfa(trie, f, true, {s, start.stack}, limit, out);
     }
   }
 }

@@ -333,7 +333,9 @@ void TokenIndex::build_closers() {
 void TokenIndex::build_digit_runs() {
   digits_ = DigitRuns();
   digits_.all.assign(size_t(words()), 0);
+  digits_.nonzero.assign(size_t(words()), 0);
   const auto& nodes = trie_.nodes;
+  std::vector<std::pair<uint16_t, int32_t>> by_len[10];  // (digits, token)
   for (int k = 0; k < 10; ++k) {
     int32_t root = trie_.root_child[uint8_t('0' + k)];
     if (!root) continue;
@@ -343,13 +345,26 @@ void TokenIndex::build_digit_runs() {
         i = nodes[i].end;
         continue;
       }
+      digits_.max_len = std::max<int32_t>(digits_.max_len, nodes[i].depth);
       for (uint32_t t = trie_.tok_off[i]; t < trie_.tok_off[i + 1]; ++t) {
         int32_t id = trie_.tok_ids[t];
-        digits_.tokens[k].push_back(id);
+        by_len[k].push_back({nodes[i].depth, id});
         digits_.all[size_t(id) >> 5] |= 1u << (id & 31);
+        if (k) digits_.nonzero[size_t(id) >> 5] |= 1u << (id & 31);
       }
       ++i;
     }
+  }
+  for (int k = 0; k < 10; ++k) {
+    std::stable_sort(by_len[k].begin(), by_len[k].end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    auto& off = digits_.len_off[k];
+    off.assign(size_t(digits_.max_len) + 2, 0);
+    for (const auto& [n, id] : by_len[k]) {
+      digits_.tokens[k].push_back(id);
+      ++off[size_t(n) + 1];
+    }
+    for (size_t n = 1; n < off.size(); ++n) off[n] += off[n - 1];
   }
 }
 
@@ -510,8 +525,9 @@ size_t TokenIndex::memory_bytes() const {
   for (const auto& t : tokens_) b += t.size() + sizeof(std::string);
   b += special_.size() + stop_mask_.size();
   b += size_t(StringLexemeIndex::kExtraBuckets) * size_t(words()) * 4;
-  b += digits_.all.size() * 4;
-  for (int k = 0; k < 10; ++k) b += (digits_.tokens[k].size() + digits_.frontier[k].size()) * 4;
+  b += (digits_.all.size() + digits_.nonzero.size()) * 4;
+  for (int k = 0; k < 10; ++k)
+    b += (digits_.tokens[k].size() + digits_.len_off[k].size() + digits_.frontier[k].size()) * 4;
   return b;
 }
 

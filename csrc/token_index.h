@@ -108,13 +108,18 @@ struct StringLexemeIndex {
   }
 };
 
-// Tokens made only of ASCII digits, by first digit, and the trie nodes below each digit where a token
-// leaves the digits (its path so far all digits). A state that loops on every digit reaches the same
-// state by any digit run, so these tokens need no walk.
+// Tokens made only of ASCII digits, by first digit and length, and the trie nodes below each digit where
+// a token leaves the digits (its path so far all digits). Number grammars read digits through a short
+// chain of states that all digits lead along alike (after one digit, two, then a loop): the digit-only
+// tokens then need no walk, only the chain's state at each length.
 struct DigitRuns {
+  // tokens[k][len_off[k][n] .. len_off[k][n + 1]): the tokens of n digits (n >= 1) that start with k
   std::vector<int32_t> tokens[10];
+  std::vector<uint32_t> len_off[10];
   std::vector<uint32_t> frontier[10];
-  std::vector<uint32_t> all;  // bitset of every digit-only token
+  int32_t max_len = 0;            // the longest all-digit path in the trie (a token's, or below one)
+  std::vector<uint32_t> all;      // bitset of every digit-only token
+  std::vector<uint32_t> nonzero;  // bitset of the digit-only tokens that start with 1-9
 };
 
 class TokenIndex {

@@ -339,3 +339,38 @@ def test_budget_does_not_count_the_stop_token(compiler, vocab):
     assert allowed == set(grammar.stop_ids)
     assert not m.accept_token(digit)
     assert m.accept_token(grammar.stop_ids[0]) and m.is_terminated()
+
+
+@pytest.fixture(scope="module")
+def digit_vocab():
+    """Every run of one to three digits is a token (as in Llama 3), some tokens leave the digits."""
+    import itertools
+
+    tokens = [bytes([b]) for b in range(256)]
+    for n in (2, 3):
+        tokens += ["".join(p).encode() for p in itertools.product("0123456789", repeat=n)]
+    tokens += [b"0.", b"1.", b"1,", b"12,", b"12}", b"5e", b"7E+", b".5", b"00.", b"123]", b"9,", b'1"', b"<|end|>"]
+    return fcg.Vocabulary.from_tokens(tokens, special_ids=[len(tokens) - 1], stop_ids=[len(tokens) - 1])
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "number"},                                     # fraction digits: one state, then another loop
+    {"type": "integer"},                                    # 1-9 alike, 0 on its own
+    {"type": "array", "items": {"type": "number"}},
+    {"type": "integer", "minimum": 10, "maximum": 999},     # bounded: no digit loop, walked
+    {"type": "string", "pattern": "^[0-9]+\\.[0-9]{2}$"},   # digits inside a string
+    # after one digit: '.' or more digits, which then loop, then ',,,,' (other bytes, another cost)
+    {"type": "string", "pattern": "^([0-9][0-9]+,,,,|[0-9]\\.)$"},
+])
+def test_digit_run_masks_are_exactly_what_accept_allows(digit_vocab, schema):
+    """Masks where the digit-only tokens come from the token index (no walk) hold exactly the tokens
+    accept_token takes, with and without a budget (a run's one-digit tokens may cost less than longer ones)."""
+    grammar = fcg.Compiler(digit_vocab).compile_json_schema(schema)
+    rng = random.Random(5)
+    for budget in (None, 2, 3, 5, 12):
+        for _ in range(3):
+            m = fcg.Matcher(grammar, max_tokens=budget)
+            while not m.is_terminated() and m.num_tokens < (budget or 12):
+                allowed = check_mask_exact(m, digit_vocab)
+                assert allowed, (budget, m.num_tokens)
+                assert m.accept_token(rng.choice(sorted(allowed)))
