@@ -964,12 +964,15 @@ void Matcher::collect(const std::vector<Config>& cfgs, bool first, uint32_t limi
 // non-empty one when the walk never looked below the current rule (pure), which is then true for every
 // stack. Costs in the entry are relative to the rule (the stack's cost is added on use). nullptr when
 // the result depends on the stack (then `out`/`base` hold it for this call).
+const MaskEntry* Matcher::lookup_entry(Config cfg) const {
+  if (void* p = g_->automaton().state(cfg.d).mask.load(std::memory_order_acquire))
+    return static_cast<const MaskEntry*>(p);
+  return cfg.stack != 0 ? g_->find_frame_mask(cfg.d, arena_.node(cfg.stack).ret) : nullptr;
+}
+
 const MaskEntry* Matcher::cached_entry(Config cfg, Out& out, Base& base) {
-  const Automaton& a = g_->automaton();
-  if (void* p = a.state(cfg.d).mask.load(std::memory_order_acquire)) return static_cast<const MaskEntry*>(p);
+  if (const MaskEntry* e = lookup_entry(cfg)) return e;
   const auto top = arena_.node(cfg.stack);
-  if (cfg.stack != 0)
-    if (const MaskEntry* e = g_->find_frame_mask(cfg.d, top.ret)) return e;
   const TokenIndex& idx = *g_->index();
   std::vector<Config> cfgs{cfg};
   min_depth_ = top.depth;
@@ -1010,6 +1013,20 @@ inline void put_words(uint32_t* mask, const uint32_t* src, int32_t W, bool write
 }
 }  // namespace
 
+bool Matcher::put_entry(const MaskEntry& e, uint32_t* mask, bool write) const {
+  const int32_t W = g_->index()->words();
+  if (!e.bits.empty()) {
+    put_words(mask, e.bits.data(), W, write);
+    return true;
+  }
+  if (e.base)
+    put_words(mask, e.base, W, write);
+  else if (write)
+    std::memset(mask, 0, size_t(W) * 4);
+  for (int32_t t : e.ids) mask[t >> 5] |= 1u << (t & 31);
+  return e.base || !e.ids.empty();
+}
+
 // The mask of one configuration within `limit`, written over `mask` (`write`) or OR-ed into it. A set
 // of configurations is a union (each steps on its own), so its mask is the union of theirs, and each
 // comes from the cache of its own state. False when no token is allowed.
@@ -1018,19 +1035,7 @@ bool Matcher::config_mask(Config cfg, uint32_t limit, uint32_t* mask, bool write
   Out& out = out_scratch();
   Base base;
   const MaskEntry* e = cached_entry(cfg, out, base);
-  const uint64_t stack_cost = arena_.node(cfg.stack).cost;
-  if (e && e->max_cost + stack_cost <= limit) {
-    if (!e->bits.empty()) {
-      put_words(mask, e->bits.data(), W, write);
-      return true;
-    }
-    if (e->base)
-      put_words(mask, e->base, W, write);
-    else if (write)
-      std::memset(mask, 0, size_t(W) * 4);
-    for (int32_t t : e->ids) mask[t >> 5] |= 1u << (t & 31);
-    return e->base || !e->ids.empty();
-  }
+  if (e && e->max_cost + uint64_t(arena_.node(cfg.stack).cost) <= limit) return put_entry(*e, mask, write);
   // Not cached (the mask depends on the stack: out/base hold it without a limit), or over the budget.
   if (!(e == nullptr && limit >= kInfCost - 1)) {
     out.clear();
@@ -1043,6 +1048,28 @@ bool Matcher::config_mask(Config cfg, uint32_t limit, uint32_t* mask, bool write
   for (int k = 1; k < base.n; ++k) put_words(mask, base.sets[k], W, false);
   for (const auto& [t, c] : out) mask[t >> 5] |= 1u << (t & 31);
   return base.n || !out.empty();
+}
+
+bool Matcher::fill_mask_cached(uint32_t* mask) {
+  const TokenIndex* idx = g_->index();
+  if (!idx || is_terminated() || remaining() <= 0) return false;
+  const std::vector<Config>& cur = history_.back().cfgs;
+  if (cur.empty() || cur.size() > kMaxSplitConfigs || (idx->add_prefix_space() && num_tokens() == 0)) return false;
+  const uint32_t limit = budget_limit();
+  const MaskEntry* es[kMaxSplitConfigs];
+  for (size_t i = 0; i < cur.size(); ++i) {
+    es[i] = lookup_entry(cur[i]);
+    if (!es[i] || es[i]->max_cost + uint64_t(arena_.node(cur[i].stack).cost) > limit) return false;
+  }
+  const Automaton& a = g_->automaton();
+  const bool accepting = configs_accepting(a, cur);
+  bool any = false;
+  for (size_t i = 0; i < cur.size(); ++i) any |= put_entry(*es[i], mask, i == 0);
+  if (!(any || accepting || limit >= kInfCost - 1)) return false;  // over the budget: fill_mask decides
+  if (accepting)
+    for (int32_t s : g_->stop_ids()) mask[s >> 5] |= 1u << (s & 31);
+  history_.back().over_budget = 0;
+  return true;
 }
 
 void Matcher::fill_mask(uint32_t* mask) {

@@ -93,6 +93,9 @@ class Matcher {
   bool accept_bytes(const std::string& bytes);  // byte level, counts as no token
   // Writes the allowed-token bitmask (index->words() uint32 words, bit set = allowed).
   void fill_mask(uint32_t* out);
+  // fill_mask when every configuration's mask is already cached (a copy, no walk, nothing computed);
+  // false, with `out` unspecified, when fill_mask has work to do. The bindings hold the GIL for this.
+  bool fill_mask_cached(uint32_t* out);
   int32_t validate_tokens(const int32_t* ids, size_t n);
   void rollback(int32_t n);
   void reset();
@@ -209,7 +212,11 @@ class Matcher {
   // Root children that are digits leading to a state that loops on every digit: their digit-only tokens
   // from the token index, and walks only from where tokens leave the digits. Marks the digits it did.
   void digit_runs(Config start, uint32_t limit, Out& out, bool done[10]);
+  // The cached mask of a configuration (its state's, or its state's under its top frame), or null.
+  const MaskEntry* lookup_entry(Config cfg) const;
   const MaskEntry* cached_entry(Config cfg, Out& out, Base& base);
+  // Writes (`write`) or ORs a cached mask into `mask`; false when it allows no token.
+  bool put_entry(const MaskEntry& e, uint32_t* mask, bool write) const;
   bool config_mask(Config cfg, uint32_t limit, uint32_t* mask, bool write);
   // Up to this many configurations, a mask is the union of each one's (cached) mask; beyond, one walk
   // steps them all together.

@@ -260,7 +260,8 @@ def test_bitmask_errors(compiler, vocab):
            np.zeros((2, words), dtype=np.int32, order="F"),         # not C-contiguous
            np.zeros((1, 2 * words), dtype=np.int32)[:, ::2],        # strided view
            np.zeros((1, 1, words), dtype=np.int32),                 # 3-D
-           np.zeros((1, words), dtype=np.int32).view(np.float32)]   # 4-byte, not int
+           np.zeros((1, words), dtype=np.int32).view(np.float32),   # 4-byte, not int
+           np.zeros((1, words), dtype=">i4")]                       # int32, other byte order
     ro = np.zeros((1, words), dtype=np.int32)
     ro.flags.writeable = False
     for arr in bad + [ro, bytearray(4 * words), [0] * words]:
@@ -272,7 +273,11 @@ def test_bitmask_errors(compiler, vocab):
     m.fill_next_token_bitmask(ref)
     m.fill_next_token_bitmask(big[1:], index=1)
     assert np.array_equal(big[2], ref[0])
-    for arr in (np.zeros(words, dtype=np.int32), np.zeros((1, words), dtype="<i4"), np.zeros((1, words), dtype="=i4")):
+    class Sub(np.ndarray):  # not read from the array struct: through the buffer protocol
+        pass
+
+    for arr in (np.zeros(words, dtype=np.int32), np.zeros((1, words), dtype="<i4"), np.zeros((1, words), dtype="=i4"),
+                np.zeros((1, words), dtype=np.int32).view(Sub)):
         m.fill_next_token_bitmask(arr)
         assert np.array_equal(arr.reshape(-1), ref[0])
 
