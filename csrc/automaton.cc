@@ -216,13 +216,17 @@ void Automaton::closure_locked(std::vector<int32_t>& set) const {
 }
 
 void Automaton::closure_into_locked(const int32_t* begin, const int32_t* end, std::vector<int32_t>& out) const {
+  out.clear();
+  if (end - begin == 1 && nfa_.eps_of(*begin).empty()) {  // nothing to close (most literal states)
+    out.push_back(*begin);
+    return;
+  }
   if (++stamp_gen_ == 0) {
     std::fill(stamp_.begin(), stamp_.end(), 0);
     stamp_gen_ = 1;
   }
   std::vector<int32_t>& todo = closure_todo_;
   todo.clear();
-  out.clear();
   for (const int32_t* p = begin; p != end; ++p)
     if (stamp_[*p] != stamp_gen_) {
       stamp_[*p] = stamp_gen_;
@@ -358,6 +362,30 @@ const int32_t* Automaton::compute_row(int32_t d) const {
   DState& st = state_mut(d);
   if (const int32_t* r = st.row.load(std::memory_order_acquire)) return r;
   ensure_scratch_locked();
+  // A literal state (one edge, over symbols of one class: a key's next byte, a punctuation mark) needs
+  // none of the per-class buckets below.
+  const NfaEdge* one = nullptr;
+  size_t n_edges = 0;
+  for (int32_t s : st.nfa) {
+    const Span<NfaEdge> es = nfa_.edges_of(s);
+    if (!es.empty()) one = es.begin();
+    if ((n_edges += es.size()) > 1) break;
+  }
+  if (n_edges == 1 && run_next_[one->lo] > one->hi) {
+    const int32_t c = sym_class_[one->lo];
+    int32_t id = single_[one->to];
+    if (id < 0) {
+      closure_into_locked(&one->to, &one->to + 1, closure_out_);
+      id = single_[one->to] = intern_locked(closure_out_);
+    }
+    int32_t* row = rows_.alloc(size_t(num_classes_));
+    ++num_rows_;
+    std::fill(row, row + num_classes_, kDead);
+    row[c] = id;
+    if (class_bytes(c).size() == 1 && id != kDead) st.only_byte = int16_t(class_bytes(c)[0]);
+    st.row.store(row, std::memory_order_release);
+    return row;
+  }
   RowScratch& rs = row_scratch();
   rs.ensure(num_classes_);
   auto& cls_targets = rs.targets;
