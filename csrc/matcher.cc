@@ -512,6 +512,25 @@ bool Matcher::accept_token(int32_t id) {
   return true;
 }
 
+bool Matcher::accept_is_cheap(int32_t id) const {
+  const TokenIndex* idx = g_->index();
+  if (!idx || is_terminated() || id < 0 || id >= idx->n_tokens() || idx->is_special(id)) return false;
+  const std::vector<Config>& cur = history_.back().cfgs;
+  if (cur.size() != 1 || remaining() <= 0 || (idx->add_prefix_space() && num_tokens() == 0)) return false;
+  const Automaton& a = g_->automaton();
+  int32_t d = cur[0].d;
+  for (char ch : idx->token(id)) {
+    const int32_t* row = a.state(d).row.load(std::memory_order_acquire);
+    if (!row) return false;
+    d = row[a.symbol_class(uint8_t(ch))];
+    if (d == kDead) return true;  // refused by rows that exist
+    const DState& st = a.state(d);
+    if (!st.calls.empty() || (st.final && cur[0].stack != 0)) return false;
+  }
+  // Within the budget: accept_token needs no over-budget collection.
+  return uint64_t(a.state(d).cost) + arena_.node(cur[0].stack).cost <= uint64_t(remaining() - 1);
+}
+
 int32_t Matcher::validate_tokens(const int32_t* ids, size_t n) {
   int32_t k = 0;
   for (size_t i = 0; i < n; ++i, ++k)

@@ -90,6 +90,9 @@ class Matcher {
   Matcher& operator=(const Matcher&) = default;
 
   bool accept_token(int32_t id);
+  // accept_token(id) has nothing to compute (one configuration, every row on the token's path exists,
+  // no call or return on it, the end within the budget): a few lookups. The bindings hold the GIL for it.
+  bool accept_is_cheap(int32_t id) const;
   bool accept_bytes(const std::string& bytes);  // byte level, counts as no token
   // Writes the allowed-token bitmask (index->words() uint32 words, bit set = allowed).
   void fill_mask(uint32_t* out);
