@@ -38,7 +38,10 @@ struct DState {
   // The bytes this state loops on, in Trie::below's layout (valid once loop_known is set).
   std::atomic<bool> loop_known{false};
   uint64_t loop[2] = {0, 0};
-  bool utf8_loop = false;  // every UTF-8 character leads back here (valid with loop)
+  // The state every multi-byte UTF-8 character leads to (kDead: none, or not all to one; -1: not computed
+  // yet), and the ASCII bytes that lead there too, in loop's layout (valid once char_to >= 0).
+  std::atomic<int32_t> char_to{-1};
+  uint64_t asc_to[2] = {0, 0};
 };
 
 class Automaton {

@@ -567,15 +567,17 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
   // The frame of node i's children for a state with transition row `row` and `only`, its only_byte (read
   // after the row, which sets it): a state that reads one literal byte (a call's trigger, from every node
   // of free text) goes straight to that child by memchr, if there is one.
-  auto push_children = [&](uint32_t i, const int32_t* row, int32_t only) {
+  // `bound`, `u`: see WalkFrame.
+  auto push_children = [&](uint32_t i, const int32_t* row, int32_t only, int32_t bound, int8_t u) {
     if (only < 0) {
-      fs.push_back({child_off[i], child_off[i + 1], row});
+      fs.push_back({child_off[i], child_off[i + 1], row, bound, u});
     } else if (const void* hit = std::memchr(child_byte + child_off[i], only, child_off[i + 1] - child_off[i])) {
       const uint32_t j = uint32_t(static_cast<const uint8_t*>(hit) - child_byte);
-      fs.push_back({j, j + 1, row});
+      fs.push_back({j, j + 1, row, bound, u});
     }
   };
-  auto enter = [&](uint32_t i, int32_t q) {
+  // Node i, reached in state q; `bound` and `u` as in its frame's WalkFrame, u already stepped by its byte.
+  auto enter = [&](uint32_t i, int32_t q, int32_t bound, int8_t u) {
     const DState& qs = a.state(q);
     // A state that calls or returns: the closure's other configurations each walk the subtree on their
     // own (a set of configurations is a union), and q goes on below as a plain state. Free text that may
@@ -605,6 +607,23 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
     const uint32_t c = qs.cost + stack_cost;
     if (opening && trie.nodes[i].byte == '"' && opening_shortcut(int32_t(i), {{q, start.stack}}, limit, out)) return;
     if (child_off[i] == child_off[i + 1]) return;
+    // Free text: every byte string below (finishing the character the token split, if u > 0) reads as
+    // text into a state that takes all the rest (its ASCII bytes and any character) back to itself. The
+    // subtree is allowed without a visit; a token may end inside a character, at most 3 symbols more.
+    const int32_t b1 = u > 0 ? bound : q;  // the state at the next character boundary
+    if (b1 != kDead && (trie.utf8_ok[i] >> u & 1)) {
+      const int32_t b2 = char_to(a, b1);  // after one more character
+      if (b2 != kDead && char_to(a, b2) == b2) {
+        const DState &s1 = a.state(b1), &s2 = a.state(b2);
+        const uint64_t* bl = &trie.below[2 * size_t(i)];
+        const uint64_t cb = uint64_t(std::max(s1.cost, s2.cost)) + stack_cost + 3;
+        if (!(bl[0] & ~(s1.asc_to[0] & s2.asc_to[0]) & ~uint64_t(1)) && !(bl[1] & ~(s1.asc_to[1] & s2.asc_to[1])) &&
+            cb <= limit) {
+          append_tokens(out, trie.tok_ids.data(), trie.tok_off[i + 1], trie.tok_off[trie.nodes[i].end], uint32_t(cb));
+          return;
+        }
+      }
+    }
     const int32_t* row = a.row(q);
     // A state that loops on every byte below this node (free text, a character-class run) allows the
     // whole subtree and stays where it is: take its tokens without visiting its nodes. States that do
@@ -616,22 +635,27 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
         if (c <= limit) append_tokens(out, trie.tok_ids.data(), trie.tok_off[i + 1], trie.tok_off[trie.nodes[i].end], c);
         return;
       }
-      // Free text: the ASCII bytes below loop, and the rest is valid UTF-8 that the state reads back to
-      // itself. A token may end inside a character: up to 3 more symbols to finish than from q.
-      if (a.state(q).utf8_loop && trie.utf8_ok[i] && !(bl[0] & ~lp[0] & ~uint64_t(1)) && !(bl[1] & ~lp[1]) &&
-          uint64_t(c) + 3 <= limit) {
-        append_tokens(out, trie.tok_ids.data(), trie.tok_off[i + 1], trie.tok_off[trie.nodes[i].end], c + 3);
-        return;
-      }
     }
-    push_children(i, row, qs.only_byte);
+    push_children(i, row, qs.only_byte, u > 0 ? bound : char_to(a, q), u);
+  };
+  // The UTF-8 position after byte b in a frame: tracked only where characters lead to a known state.
+  auto step_u = [](int32_t bound, int8_t u, uint8_t b) -> int8_t {
+    if (bound == kDead) return 0;
+    const int t = Trie::utf8_step(u, b);
+    return int8_t(t > 0 ? t : 0);
   };
   if (include_self) {
-    int32_t q = a.step_byte(start.d, trie.nodes[node].byte);
-    if (q != kDead) enter(node, q);
+    const uint8_t b = trie.nodes[node].byte;
+    const int32_t* row = a.row(start.d);
+    const int32_t q = row[cls[b]];
+    if (q != kDead) {
+      const int32_t bound = char_to(a, start.d);
+      const int8_t u = step_u(bound, 0, b);
+      enter(node, q, u > 0 ? bound : kDead, u);
+    }
   } else if (child_off[node] != child_off[node + 1]) {
     const int32_t* row = a.row(start.d);
-    push_children(node, row, a.state(start.d).only_byte);
+    push_children(node, row, a.state(start.d).only_byte, char_to(a, start.d), 0);
   }
   while (fs.size() > base) {
     const size_t k = fs.size() - 1;
@@ -645,7 +669,8 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
       continue;
     }
     fs[k].next = j + 1;
-    enter(child_node[j], q);
+    const int8_t u = step_u(f.bound, f.u, child_byte[j]);
+    enter(child_node[j], q, u > 0 ? f.bound : kDead, u);
   }
 }
 
@@ -659,13 +684,11 @@ const uint64_t* Matcher::loop_bytes(const Automaton& a, int32_t q, const int32_t
     bool high = row[a.symbol_class(0)] == q;
     for (int b = 0x80; high && b < 0x100; ++b) high = row[a.symbol_class(Symbol(b))] == q;
     if (high) lp[0] |= 1;
-    const bool u8 = !high && utf8_loops(a, q);
     // Concurrent writers compute the same value; readers wait for the flag.
     std::lock_guard<std::mutex> lock(loop_mu());
     if (!st.loop_known.load(std::memory_order_relaxed)) {
       st.loop[0] = lp[0];
       st.loop[1] = lp[1];
-      st.utf8_loop = u8;
       st.loop_known.store(true, std::memory_order_release);
     }
   }
@@ -699,14 +722,35 @@ Matcher::Closure Matcher::closure_one(Config c) {
   return last_closure_ = r;
 }
 
-bool Matcher::utf8_loops(const Automaton& a, int32_t q) {
+int32_t Matcher::char_to(const Automaton& a, int32_t q) {
+  DState& st = a.state_mut(q);
+  const int32_t v = st.char_to.load(std::memory_order_acquire);
+  if (v >= 0) return v;
+  const int32_t* row = a.row(q);
+  const int32_t mid = row[a.symbol_class(0xC2)];  // some two-byte character: where it ends
+  int32_t t = mid == kDead ? kDead : a.row(mid)[a.symbol_class(0x80)];
+  if (t != kDead && !utf8_loops(a, q, t)) t = kDead;
+  uint64_t asc[2] = {0, 0};
+  for (int b = 1; b < 128 && t != kDead; ++b)
+    if (row[a.symbol_class(Symbol(b))] == t) asc[b >> 6] |= uint64_t(1) << (b & 63);
+  // Concurrent writers compute the same value; readers wait for the release.
+  std::lock_guard<std::mutex> lock(loop_mu());
+  if (st.char_to.load(std::memory_order_relaxed) < 0) {
+    st.asc_to[0] = asc[0];
+    st.asc_to[1] = asc[1];
+    st.char_to.store(t, std::memory_order_release);
+  }
+  return st.char_to.load(std::memory_order_relaxed);
+}
+
+bool Matcher::utf8_loops(const Automaton& a, int32_t q, int32_t to) {
   // (lead bytes, first continuation range, continuation bytes in all)
   static const struct { uint8_t lo, hi, c_lo, c_hi; int n; } kLeads[] = {
       {0xC2, 0xDF, 0x80, 0xBF, 1}, {0xE0, 0xE0, 0xA0, 0xBF, 2}, {0xE1, 0xEC, 0x80, 0xBF, 2},
       {0xED, 0xED, 0x80, 0x9F, 2}, {0xEE, 0xEF, 0x80, 0xBF, 2}, {0xF0, 0xF0, 0x90, 0xBF, 3},
       {0xF1, 0xF3, 0x80, 0xBF, 3}, {0xF4, 0xF4, 0x80, 0x8F, 3}};
-  std::vector<std::pair<int32_t, int>> good;  // (state, continuation bytes left) known to return to q
-  // From s, `need` more continuation bytes (the first in [lo, hi], the rest 80-BF) end back at q.
+  std::vector<std::pair<int32_t, int>> good;  // (state, continuation bytes left) known to end at `to`
+  // From s, `need` more continuation bytes (the first in [lo, hi], the rest 80-BF) end at `to`.
   auto back = [&](auto&& self, int32_t s, int need, int lo, int hi) -> bool {
     const bool full = lo == 0x80 && hi == 0xBF;
     if (full && std::find(good.begin(), good.end(), std::make_pair(s, need)) != good.end()) return true;
@@ -714,7 +758,7 @@ bool Matcher::utf8_loops(const Automaton& a, int32_t q) {
     const int32_t* row = a.row(s);
     for (int b = lo; b <= hi; ++b) {
       const int32_t t = row[a.symbol_class(Symbol(b))];
-      if (need == 1 ? t != q : !self(self, t, need - 1, 0x80, 0xBF)) return false;
+      if (need == 1 ? t != to : !self(self, t, need - 1, 0x80, 0xBF)) return false;
     }
     if (full) good.push_back({s, need});
     return true;

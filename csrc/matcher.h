@@ -167,8 +167,12 @@ class Matcher {
             Out& out);
   void walk_dfa(const Trie& trie, uint32_t node, bool include_self, Config start, uint32_t limit, Out& out);
   static const uint64_t* loop_bytes(const Automaton& a, int32_t q, const int32_t* row);
-  // Every multi-byte UTF-8 character read from q leads back to q through live states.
-  static bool utf8_loops(const Automaton& a, int32_t q);
+  // Every multi-byte UTF-8 character read from q leads to `to` through live states.
+  static bool utf8_loops(const Automaton& a, int32_t q, int32_t to);
+  // The state every multi-byte UTF-8 character read from q leads to (q itself inside free text), or
+  // kDead; cached on the state with the ASCII bytes that lead there (DState::asc_to). Free-text walks
+  // take whole subtrees with it, also below a character that a token split.
+  static int32_t char_to(const Automaton& a, int32_t q);
   static void append_tokens(Out& out, const int32_t* ids, uint32_t t0, uint32_t t1, uint32_t cost) {
     if (t0 >= t1) return;
     TokCost* p = out.grow(t1 - t0);
@@ -234,6 +238,11 @@ class Matcher {
   struct WalkFrame {
     uint32_t next, end;   // the children still to visit: child arrays [next, end)
     const int32_t* row;   // transition row of the state at the frame's node
+    // Inside a character (u > 0, Trie::utf8_step's states, at the frame's node): the state the character
+    // leads to once complete (char_to of the last boundary's state). u = 0: at a boundary, or untracked;
+    // for a boundary frame, `bound` is char_to of its state, for its children's characters.
+    int32_t bound;
+    int8_t u;
   };
   std::vector<WalkFrame> frames_;
 };

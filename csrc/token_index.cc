@@ -90,8 +90,7 @@ void Trie::index_children() {
       }
       valid[i] &= v;
     }
-  utf8_ok.assign(n, 0);
-  for (size_t i = 0; i < n; ++i) utf8_ok[i] = valid[i] & 1;
+  utf8_ok = std::move(valid);
 }
 
 // A UTF-8 validator: 0 at a character boundary; 1, 2, 3: that many continuation bytes (80-BF) to go;

@@ -38,9 +38,11 @@ class Trie {
   // bytes 64-127, and bit 0 of below[2i] for NUL or any byte >= 0x80. A walk in a state that loops on
   // all of them takes the whole subtree without visiting it. Also derived by index_children.
   std::vector<uint64_t> below;
-  // utf8_ok[i]: every byte string below node i (each token's bytes past it) is a prefix of valid UTF-8
-  // text read from a character boundary, without NUL. A state that loops on their ASCII bytes and
-  // reads every UTF-8 character back to itself accepts them all. Also derived by index_children.
+  // utf8_ok[i] bit s: every byte string below node i (each token's bytes past it) is a prefix of valid
+  // UTF-8 text, without NUL, read from utf8_step's state s (bit 0: from a character boundary; the others:
+  // inside a character, for a node whose token prefix split one). A state that loops on their ASCII
+  // bytes and reads every UTF-8 character back to itself accepts them all. Also derived by
+  // index_children.
   std::vector<uint8_t> utf8_ok;
   void index_children();
   static constexpr int kUtf8States = 8;

@@ -14,6 +14,7 @@ import pytest
 
 import fcgrammar as fcg
 from fcgrammar.demo_vocab import CALL, EOS, format_specials, train_bpe
+from fcgrammar.grammar import MAX_CODEPOINT, Grammar, cp, lit, seq, star
 from fcgrammar.seed_tools import SEED_TOOLS
 from conftest import TOKENIZERS, data_path
 from families import FAMILY, family_vocabulary
@@ -25,11 +26,18 @@ _PIECES = ["<", "<t", "<to", "<tool", "<tool_", "<tool_call", "<tool_call>", "to
            "<f", "<function", "<function=", "function=", "=", " <", "a<", "x <", "[", "[T", "TOOL", "_CALLS",
            "é", "café", "ü", "日本", "日本語", "語", "😀", "a😀", "\n\n", " ", "  ", "\t", '{"', '"}',
            # text, then a trigger inside one token
-           " <tool_call>", "a<tool_call>\n", ".<function=", "é<function=get", " [TOOL_CALLS]", "ok\n\n<tool_call>"]
+           " <tool_call>", "a<tool_call>\n", ".<function=", "é<function=get", " [TOOL_CALLS]", "ok\n\n<tool_call>",
+           # 'z' then 'y' (test_text_masks_are_exact_where_characters_split)
+           "az", "zy", "zya", "za", "éz"]
+
+
+# Byte strings that are not UTF-8 (a lead byte, then ASCII): every byte below is valid text read from a
+# character boundary, none from inside the character the lead byte opens.
+_RAW = [b"\xebab", b"\xeb(", b"q\xebb"]
 
 
 def _pieces():
-    out = []
+    out = list(_RAW)
     for p in _PIECES:
         b = p.encode("utf-8")
         out += [b] + [b[:k] for k in range(1, len(b))] + [b[k:] for k in range(1, len(b))]
@@ -86,6 +94,39 @@ def test_text_masks_are_exact_on_a_splitting_vocabulary(preset):
     for p, m in states:
         allowed = _check_exact(m, vocab)
         assert allowed, p
+
+
+_ANY = cp([(1, MAX_CODEPOINT)])  # any character but NUL
+
+
+def _grammar(*parts) -> Grammar:
+    g = Grammar()
+    g.add_rule("root", seq(*parts))
+    return g
+
+
+@pytest.mark.parametrize("name, grammar", [
+    ("text", lambda: _grammar(star(_ANY))),
+    # 'z', then text: after the 'z', the next character leads into the loop, but not a 'y', which the
+    # loop takes (below "z": "zy", "zya" must be walked)
+    ("z, no y", lambda: _grammar(lit("z"), cp([(1, ord("x")), (ord("z"), MAX_CODEPOINT)]), star(_ANY))),
+    # characters lead on from state to state without a loop: nothing is taken whole
+    ("three characters", lambda: _grammar(_ANY, _ANY, _ANY)),
+])
+def test_text_masks_are_exact_where_characters_split(name, grammar):
+    """Subtrees taken whole at a character boundary and inside a character split by a token (tokens
+    that are not UTF-8 included), from every position of a character."""
+    vocab = _synthetic_vocab()
+    g = fcg.Compiler(vocab).compile_grammar(grammar())
+    reached = 0
+    # each position: start, after one or two characters, inside a 2-, 3- and 4-byte character
+    for p in [b"", b"z", b"za", b"zab", b"z\xc3", b"z\xe6\x97", b"z\xf0\x9f\x98", "z日".encode(), "z日".encode() + b"\xc3",
+              b"a", b"ab", b"\xc3", b"\xe6\x97", b"\xf0\x9f\x98", "日".encode(), "日".encode() + b"\xc3"]:
+        m = fcg.Matcher(g)
+        if not p or m.accept_bytes(p):
+            reached += 1
+            assert _check_exact(m, vocab), (name, p)
+    assert reached >= 6, name
 
 
 @pytest.mark.parametrize("preset", PRESETS)
