@@ -576,6 +576,18 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
       fs.push_back({j, j + 1, row, bound, u});
     }
   };
+  // States worth a look for the subtree skips below: q loops on 'e' (text, a string body), or reads 'e'
+  // into prose, a state that loops on 'e' and on a raw newline (the first character of a text slot; not
+  // a JSON string, whose start state walks would otherwise pay for char_to for nothing). One lookup for
+  // the rest (literals, numbers, structure): char_to builds the rows of every UTF-8 character's states.
+  const int32_t nl_cls = a.symbol_class('\n');
+  auto texty = [&](int32_t q, const int32_t* row) {
+    const int32_t t = row[e_cls];
+    if (t == q) return t != kDead;
+    if (t == kDead) return false;
+    const int32_t* rt = a.row(t);
+    return rt[e_cls] == t && rt[nl_cls] == t;
+  };
   // Node i, reached in state q; `bound` and `u` as in its frame's WalkFrame, u already stepped by its byte.
   auto enter = [&](uint32_t i, int32_t q, int32_t bound, int8_t u) {
     const DState& qs = a.state(q);
@@ -610,8 +622,10 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
     // Free text: every byte string below (finishing the character the token split, if u > 0) reads as
     // text into a state that takes all the rest (its ASCII bytes and any character) back to itself. The
     // subtree is allowed without a visit; a token may end inside a character, at most 3 symbols more.
+    const int32_t* row = a.row(q);
+    const bool text = u > 0 || texty(q, row);
     const int32_t b1 = u > 0 ? bound : q;  // the state at the next character boundary
-    if (b1 != kDead && (trie.utf8_ok[i] >> u & 1)) {
+    if (text && (trie.utf8_ok[i] >> u & 1)) {
       const int32_t b2 = char_to(a, b1);  // after one more character
       if (b2 != kDead && char_to(a, b2) == b2) {
         const DState &s1 = a.state(b1), &s2 = a.state(b2);
@@ -624,7 +638,6 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
         }
       }
     }
-    const int32_t* row = a.row(q);
     // A state that loops on every byte below this node (free text, a character-class run) allows the
     // whole subtree and stays where it is: take its tokens without visiting its nodes. States that do
     // not even loop on 'e' are not checked.
@@ -636,26 +649,30 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
         return;
       }
     }
-    push_children(i, row, qs.only_byte, u > 0 ? bound : char_to(a, q), u);
+    push_children(i, row, qs.only_byte, u > 0 ? bound : text ? q : kDead, u);
   };
-  // The UTF-8 position after byte b in a frame: tracked only where characters lead to a known state.
-  auto step_u = [](int32_t bound, int8_t u, uint8_t b) -> int8_t {
+  // Byte b read in a frame (its bound and u): the child's bound and UTF-8 position. A character starts
+  // at a boundary where char_to of the boundary's state knows where it ends; else it is not tracked.
+  auto step_u = [&](int32_t bound, int8_t u, uint8_t b, int32_t* child_bound) -> int8_t {
+    *child_bound = kDead;
     if (bound == kDead) return 0;
     const int t = Trie::utf8_step(u, b);
-    return int8_t(t > 0 ? t : 0);
+    if (t <= 0) return 0;
+    *child_bound = u > 0 ? bound : char_to(a, bound);
+    return *child_bound != kDead ? int8_t(t) : 0;
   };
   if (include_self) {
     const uint8_t b = trie.nodes[node].byte;
     const int32_t* row = a.row(start.d);
     const int32_t q = row[cls[b]];
     if (q != kDead) {
-      const int32_t bound = char_to(a, start.d);
-      const int8_t u = step_u(bound, 0, b);
-      enter(node, q, u > 0 ? bound : kDead, u);
+      int32_t bound;
+      const int8_t u = step_u(texty(start.d, row) ? start.d : kDead, 0, b, &bound);
+      enter(node, q, bound, u);
     }
   } else if (child_off[node] != child_off[node + 1]) {
     const int32_t* row = a.row(start.d);
-    push_children(node, row, a.state(start.d).only_byte, char_to(a, start.d), 0);
+    push_children(node, row, a.state(start.d).only_byte, texty(start.d, row) ? start.d : kDead, 0);
   }
   while (fs.size() > base) {
     const size_t k = fs.size() - 1;
@@ -669,8 +686,9 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
       continue;
     }
     fs[k].next = j + 1;
-    const int8_t u = step_u(f.bound, f.u, child_byte[j]);
-    enter(child_node[j], q, u > 0 ? f.bound : kDead, u);
+    int32_t bound;
+    const int8_t u = step_u(f.bound, f.u, child_byte[j], &bound);
+    enter(child_node[j], q, bound, u);
   }
 }
 

@@ -239,8 +239,9 @@ class Matcher {
     uint32_t next, end;   // the children still to visit: child arrays [next, end)
     const int32_t* row;   // transition row of the state at the frame's node
     // Inside a character (u > 0, Trie::utf8_step's states, at the frame's node): the state the character
-    // leads to once complete (char_to of the last boundary's state). u = 0: at a boundary, or untracked;
-    // for a boundary frame, `bound` is char_to of its state, for its children's characters.
+    // leads to once complete (char_to of the last boundary's state). u = 0: at a boundary, where `bound`
+    // is the frame node's state if it is text (the walk tracks the characters its children start), or
+    // kDead (not tracked).
     int32_t bound;
     int8_t u;
   };
