@@ -347,14 +347,12 @@ __attribute__((noinline)) RowScratch& row_scratch() {
 int32_t Automaton::closure_state(int32_t s) const {
   std::lock_guard<std::mutex> lock(mu_);
   ensure_scratch_locked();
-  int32_t id = single_[s];
-  if (id < 0) {
-    std::vector<int32_t> set{s};
-    closure_locked(set);
-    id = intern_locked(std::move(set));
-    single_[s] = id;
-  }
-  return id;
+  return single_[s] >= 0 ? single_[s] : new_closure_state_locked(s);
+}
+
+inline int32_t Automaton::new_closure_state_locked(int32_t s) const {
+  closure_into_locked(&s, &s + 1, closure_out_);
+  return single_[s] = intern_locked(closure_out_);
 }
 
 const int32_t* Automaton::compute_row(int32_t d) const {
@@ -374,10 +372,7 @@ const int32_t* Automaton::compute_row(int32_t d) const {
   if (n_edges == 1 && run_next_[one->lo] > one->hi) {
     const int32_t c = sym_class_[one->lo];
     int32_t id = single_[one->to];
-    if (id < 0) {
-      closure_into_locked(&one->to, &one->to + 1, closure_out_);
-      id = single_[one->to] = intern_locked(closure_out_);
-    }
+    if (id < 0) id = new_closure_state_locked(one->to);
     int32_t* row = rows_.alloc(size_t(num_classes_));
     ++num_rows_;
     std::fill(row, row + num_classes_, kDead);
@@ -424,11 +419,7 @@ const int32_t* Automaton::compute_row(int32_t d) const {
     int32_t id = -1;
     if (t.size() == 1) {
       id = single_[t[0]];
-      if (id < 0) {
-        closure_into_locked(t.data(), t.data() + 1, closure_out_);
-        id = intern_locked(closure_out_);
-        single_[t[0]] = id;
-      }
+      if (id < 0) id = new_closure_state_locked(t[0]);
     } else {
       for (const auto& [oc, oid] : distinct)
         if (cls_targets[oc] == t) { id = oid; break; }
@@ -480,7 +471,7 @@ void closure(const Automaton& a, StackArena& arena, std::vector<Config>& cfgs, u
   // Fast path: one configuration with nothing to expand.
   if (cfgs.size() == 1) {
     const DState& st = a.state(cfgs[0].d);
-    if (st.calls.empty() && !(st.final && cfgs[0].stack != 0)) return;
+    if (!expands(st, cfgs[0].stack)) return;
   }
   std::vector<Config> todo;
   todo.swap(cfgs);

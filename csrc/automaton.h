@@ -101,6 +101,8 @@ class Automaton {
   int32_t intern_locked(const std::vector<int32_t>& set) const;
   void grow_intern_locked() const;
   void closure_locked(std::vector<int32_t>& set) const;
+  // closure_state's work where single_ has no state yet for `nfa_state` (under mu_): builds and records it.
+  int32_t new_closure_state_locked(int32_t nfa_state) const;
   // Epsilon closure of [begin, end) into `out` (sorted); `out` must not alias the input.
   void closure_into_locked(const int32_t* begin, const int32_t* end, std::vector<int32_t>& out) const;
   void compute_costs();
@@ -186,6 +188,10 @@ class StackArena {
   std::vector<Node> nodes_;
   std::unordered_map<uint64_t, int32_t> index_;
 };
+
+// A configuration in state `st` with stack `stack` calls a rule or can return: its closure holds other
+// configurations than itself.
+inline bool expands(const DState& st, int32_t stack) { return !st.calls.empty() || (st.final && stack != 0); }
 
 // Expand calls and returns in place (deduplicated). Configurations whose state is dead are dropped.
 void closure(const Automaton& a, StackArena& arena, std::vector<Config>& cfgs, uint32_t max_depth);

@@ -417,7 +417,7 @@ bool Matcher::step_token_bytes(const std::string& bytes, bool strip_space, std::
       const int32_t q = a.step_byte(c.d, uint8_t(bytes[i]));
       if (q == kDead) return false;
       const DState& st = a.state(q);
-      if (!st.calls.empty() || (st.final && c.stack != 0)) break;
+      if (expands(st, c.stack)) break;
       c.d = q;
     }
   }
@@ -525,7 +525,7 @@ bool Matcher::accept_is_cheap(int32_t id) const {
     d = row[a.symbol_class(uint8_t(ch))];
     if (d == kDead) return true;  // refused by rows that exist
     const DState& st = a.state(d);
-    if (!st.calls.empty() || (st.final && cur[0].stack != 0)) return false;
+    if (expands(st, cur[0].stack)) return false;
   }
   // Within the budget: accept_token needs no over-budget collection.
   return uint64_t(a.state(d).cost) + arena_.node(cur[0].stack).cost <= uint64_t(remaining() - 1);
@@ -595,10 +595,10 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
     // own (a set of configurations is a union), and q goes on below as a plain state. Free text that may
     // start a call at every character stays a deterministic walk (with its subtree skips) instead of a
     // walk of sets.
-    const bool expands = !qs.calls.empty() || (qs.final && start.stack != 0);
+    const bool expands_here = expands(qs, start.stack);
     Closure cl{0, 0, 0, 0};  // the closure, in closure_store_
     uint32_t here;           // cost after a token that ends at this node
-    if (expands) {
+    if (expands_here) {
       cl = closure_one({q, start.stack});
       min_depth_ = std::min(min_depth_, cl.depth);
       here = cl.cost;
@@ -608,7 +608,7 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
       here = qs.cost + stack_cost;
     }
     if (here <= limit) append_tokens(out, trie.tok_ids.data(), trie.tok_off[i], trie.tok_off[i + 1], here);
-    if (expands) {
+    if (expands_here) {
       if (child_off[i] == child_off[i + 1]) return;
       for (uint32_t k = cl.first; k < cl.second; ++k) {  // by index: nested walks may add closures to the store
         const Config o = closure_store_[k];
@@ -638,7 +638,7 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
         }
       }
     }
-    // A state that loops on every byte below this node (free text, a character-class run) allows the
+    // A state that loops on every byte below this node (a character-class run, raw bytes) allows the
     // whole subtree and stays where it is: take its tokens without visiting its nodes. States that do
     // not even loop on 'e' are not checked.
     if (row[e_cls] == q) {
@@ -693,12 +693,20 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
 }
 
 // The bytes state q loops on (row: its transition row), in Trie::below's layout; computed once per state.
+namespace {
+// The ASCII bytes 1-127 that `row` sends to state `to`, in Trie::below's layout.
+void ascii_to(const Automaton& a, const int32_t* row, int32_t to, uint64_t out[2]) {
+  out[0] = out[1] = 0;
+  for (int b = 1; b < 128; ++b)
+    if (row[a.symbol_class(Symbol(b))] == to) out[b >> 6] |= uint64_t(1) << (b & 63);
+}
+}  // namespace
+
 const uint64_t* Matcher::loop_bytes(const Automaton& a, int32_t q, const int32_t* row) {
   DState& st = a.state_mut(q);
   if (!st.loop_known.load(std::memory_order_acquire)) {
-    uint64_t lp[2] = {0, 0};
-    for (int b = 1; b < 128; ++b)
-      if (row[a.symbol_class(Symbol(b))] == q) lp[b >> 6] |= uint64_t(1) << (b & 63);
+    uint64_t lp[2];
+    ascii_to(a, row, q, lp);
     bool high = row[a.symbol_class(0)] == q;
     for (int b = 0x80; high && b < 0x100; ++b) high = row[a.symbol_class(Symbol(b))] == q;
     if (high) lp[0] |= 1;
@@ -749,8 +757,7 @@ int32_t Matcher::char_to(const Automaton& a, int32_t q) {
   int32_t t = mid == kDead ? kDead : a.row(mid)[a.symbol_class(0x80)];
   if (t != kDead && !utf8_loops(a, q, t)) t = kDead;
   uint64_t asc[2] = {0, 0};
-  for (int b = 1; b < 128 && t != kDead; ++b)
-    if (row[a.symbol_class(Symbol(b))] == t) asc[b >> 6] |= uint64_t(1) << (b & 63);
+  if (t != kDead) ascii_to(a, row, t, asc);
   // Concurrent writers compute the same value; readers wait for the release.
   std::lock_guard<std::mutex> lock(loop_mu());
   if (st.char_to.load(std::memory_order_relaxed) < 0) {
@@ -867,10 +874,7 @@ void Matcher::digit_runs(Config start, uint32_t limit, Out& out, bool done[10]) 
   if (L == 0 || L > kMaxChain) return;
   const uint32_t stack_cost = arena_.node(start.stack).cost;
   // A state a token may end in without a closure of its own (no call, no return).
-  auto plain = [&](int32_t q) {
-    const DState& st = a.state(q);
-    return st.calls.empty() && !(st.final && start.stack != 0);
-  };
+  auto plain = [&](int32_t q) { return !expands(a.state(q), start.stack); };
   // The state every digit leads to from q (kDead when none does), or -1 when digits differ.
   auto digit_step = [&](int32_t q) {
     const int32_t* row = a.row(q);
@@ -1147,10 +1151,13 @@ bool Matcher::fill_mask_cached(uint32_t* mask) {
   bool any = false;
   for (size_t i = 0; i < cur.size(); ++i) any |= put_entry(*es[i], mask, i == 0);
   if (!(any || accepting || limit >= kInfCost - 1)) return false;  // over the budget: fill_mask decides
-  if (accepting)
-    for (int32_t s : g_->stop_ids()) mask[s >> 5] |= 1u << (s & 31);
+  if (accepting) put_stops(mask);
   history_.back().over_budget = 0;
   return true;
+}
+
+void Matcher::put_stops(uint32_t* mask) const {
+  for (int32_t s : g_->stop_ids()) mask[s >> 5] |= 1u << (s & 31);
 }
 
 void Matcher::fill_mask(uint32_t* mask) {
@@ -1159,18 +1166,15 @@ void Matcher::fill_mask(uint32_t* mask) {
   const TokenIndex& idx = *idxp;
   const Automaton& a = g_->automaton();
   int32_t W = idx.words();
-  auto set_stops = [&]() {
-    for (int32_t s : g_->stop_ids()) mask[s >> 5] |= 1u << (s & 31);
-  };
   if (is_terminated()) {
     std::memset(mask, 0, size_t(W) * 4);
-    set_stops();
+    put_stops(mask);
     return;
   }
   int64_t rem = remaining();
   if (rem <= 0) {
     std::memset(mask, 0, size_t(W) * 4);
-    if (configs_accepting(a, history_.back().cfgs)) set_stops();  // the stop token is not counted
+    if (configs_accepting(a, history_.back().cfgs)) put_stops(mask);  // the stop token is not counted
     return;
   }
   const uint32_t limit = budget_limit();
@@ -1181,7 +1185,7 @@ void Matcher::fill_mask(uint32_t* mask) {
     bool any = false;
     for (size_t i = 0; i < cur.size(); ++i) any |= config_mask(cur[i], limit, mask, i == 0);
     if (any || accepting || limit >= kInfCost - 1) {  // (each one: not over the budget)
-      if (accepting) set_stops();
+      if (accepting) put_stops(mask);
       history_.back().over_budget = 0;
       return;
     }
@@ -1206,7 +1210,7 @@ void Matcher::fill_mask(uint32_t* mask) {
   for (int k = 1; k < base.n; ++k)
     for (int32_t w = 0; w < W; ++w) mask[w] |= base.sets[k][w];
   for (const auto& [t, c] : out) mask[t >> 5] |= 1u << (t & 31);
-  if (accepting) set_stops();
+  if (accepting) put_stops(mask);
 }
 
 std::string Matcher::mask_path() const {

@@ -224,6 +224,8 @@ class Matcher {
   const MaskEntry* cached_entry(Config cfg, Out& out, Base& base);
   // Writes (`write`) or ORs a cached mask into `mask`; false when it allows no token.
   bool put_entry(const MaskEntry& e, uint32_t* mask, bool write) const;
+  // Sets the grammar's stop tokens in `mask`.
+  void put_stops(uint32_t* mask) const;
   bool config_mask(Config cfg, uint32_t limit, uint32_t* mask, bool write);
   // Up to this many configurations, a mask is the union of each one's (cached) mask; beyond, one walk
   // steps them all together.
