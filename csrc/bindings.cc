@@ -149,8 +149,8 @@ bool is_int32_format(const char* f) {
 PyTypeObject* g_ndarray_type = nullptr;
 
 // A plain numpy int32 array, writable and C-contiguous, read from its struct: the buffer protocol's
-// export costs about 0.2 us per call (numpy builds the format string each time), as much as copying a
-// cached mask. False for anything else (subclasses, other dtypes, views it cannot write through), which
+// export costs about 0.06 us per call (numpy builds the format string each time), a third of a cached
+// fill. False for anything else (subclasses, other dtypes, views it cannot write through), which
 // the general path handles or explains.
 bool numpy_int32(PyObject* obj, void** data, int64_t* rows, int64_t* words) {
   if (!g_ndarray_type || Py_TYPE(obj) != g_ndarray_type) return false;
