@@ -14,6 +14,7 @@ Automaton::Automaton(Nfa nfa, const Limits& limits) : nfa_(std::move(nfa)), limi
     token_symbol_.emplace(nfa_.special_tokens[k], kNumBytes + Symbol(k));
   compute_classes();
   compute_costs();
+  compute_literal_links();
   std::lock_guard<std::mutex> lock(mu_);
   intern_.assign(64, -1);
   intern_locked({});  // state 0: dead
@@ -94,6 +95,39 @@ void Automaton::compute_classes() {
 // Fewest symbols from each NFA state to its rule's end (Dijkstra on the reversed graph; a call edge
 // costs the callee's shortest length). Called rules are settled first, iterating to a fixpoint over
 // their own (usually small) state sets; the top level, never called, is then solved once.
+void Automaton::compute_literal_links() {
+  const int32_t N = nfa_.num_states();
+  lit_byte_.assign(size_t(N), -1);
+  lit_side_.assign(size_t(N), -1);
+  lit_next_.assign(size_t(N), -1);
+  lit_side_next_.assign(size_t(N), -1);
+  auto one_byte = [](const NfaEdge& e) { return e.lo == e.hi && e.lo < kNumBytes; };
+  for (int32_t s = 0; s < N; ++s) {
+    const Span<NfaEdge> es = nfa_.edges_of(s);
+    if (es.empty() || es.size() > 2 || !nfa_.eps_of(s).empty() || !nfa_.calls_of(s).empty() ||
+        nfa_.call_final[nfa_.state_rule[s]] == s || nfa_cost_[s] >= kInfCost)
+      continue;
+    // The link's byte leads strictly closer to the end (so a run of links is finite and ends); the
+    // other edge, if any, is the side byte (a JSON literal's backslash: the same character escaped).
+    size_t k = 0;
+    if (es.size() == 2) {
+      if (!one_byte(es[0]) || !one_byte(es[1]) || es[0].lo == es[1].lo) continue;
+      const uint32_t c0 = nfa_cost_[es[0].to], c1 = nfa_cost_[es[1].to];
+      if (c0 == c1) continue;
+      k = c0 < c1 ? 0 : 1;
+      lit_side_[size_t(s)] = int16_t(es[1 - k].lo);
+      lit_side_next_[size_t(s)] = es[1 - k].to;
+    }
+    if (!one_byte(es[k]) || nfa_cost_[es[k].to] >= nfa_cost_[s]) {
+      lit_side_[size_t(s)] = -1;
+      lit_side_next_[size_t(s)] = -1;
+      continue;
+    }
+    lit_byte_[size_t(s)] = int16_t(es[k].lo);
+    lit_next_[size_t(s)] = es[k].to;
+  }
+}
+
 void Automaton::compute_costs() {
   const int32_t N = nfa_.num_states(), C = int32_t(nfa_.call_start.size());
   // Reversed graph in CSR form.
@@ -277,6 +311,7 @@ int32_t Automaton::intern_locked(const std::vector<int32_t>& set) const {
   std::copy(set.begin(), set.end(), mem);
   st.nfa = {mem, mem + set.size()};
   st.hash = h;
+  if (set.size() == 1 && lit_byte_[size_t(set[0])] >= 0) st.lit = set[0];
   const Span<int32_t> nfa_set = st.nfa;
   if (!nfa_set.empty()) {
     st.rule = nfa_.state_rule[nfa_set[0]];
@@ -443,6 +478,7 @@ size_t Automaton::memory_bytes() const {
   int32_t n = count_.load();
   b += size_t((n >> kChunkBits) + 1) * (sizeof(DState) << kChunkBits);
   b += sets_.allocated_bytes() + rows_.allocated_bytes() + intern_.size() * 4;
+  b += nfa_cost_.size() * 4 + lit_byte_.size() * 2 * 2 + lit_next_.size() * 4 * 2;  // per NFA state
   return b;
 }
 

@@ -42,6 +42,8 @@ struct DState {
   // yet), and the ASCII bytes that lead there too, in loop's layout (valid once char_to >= 0).
   std::atomic<int32_t> char_to{-1};
   uint64_t asc_to[2] = {0, 0};
+  // The NFA state when this state is a single literal link (Automaton::lit_byte), else -1.
+  int32_t lit = -1;
 };
 
 class Automaton {
@@ -86,6 +88,29 @@ class Automaton {
   // The DFA state of the epsilon closure of one NFA state (built on first use).
   int32_t closure_state(int32_t nfa_state) const;
 
+  // Literal links: an NFA state that reads one byte (lit_byte, -1 if s is not a link) into one state
+  // (lit_next) strictly closer to the end, with no epsilon move, call or rule end, and at most one other
+  // byte (lit_side, -1 if none: a JSON literal's backslash, the same character escaped) into lit_side_next.
+  // Its DFA state is
+  // the set {s} (DState::lit); the DFA state after its byte is closure_state(lit_next(s)). Walks and steps
+  // follow a run of links through the NFA, so a key or name read one byte at a time costs no DFA state
+  // (nor row) per byte, only where the run is left (or a token takes the side byte).
+  int32_t lit_byte(int32_t s) const { return lit_byte_[size_t(s)]; }
+  int32_t lit_next(int32_t s) const { return lit_next_[size_t(s)]; }
+  int32_t lit_side(int32_t s) const { return lit_side_[size_t(s)]; }
+  int32_t lit_side_next(int32_t s) const { return lit_side_next_[size_t(s)]; }
+  // Follow the links' bytes from link `s` over [p, end): the NFA state reached, stopping at the end, at
+  // a state that is not a link or at a byte that is not the link's, with *p advanced past the bytes
+  // read; -1 (p unchanged) when the first byte is not s's.
+  int32_t follow_literal(int32_t s, const uint8_t*& p, const uint8_t* end) const {
+    if (*p != lit_byte_[size_t(s)]) return -1;
+    for (;;) {
+      const int32_t t = lit_next_[size_t(s)];
+      if (++p == end || lit_byte_[size_t(t)] != *p) return t;
+      s = t;
+    }
+  }
+
   // Special token id -> symbol (or -1 if the grammar never names it).
   Symbol token_symbol(int32_t token_id) const;
   const std::vector<int32_t>& special_tokens() const { return nfa_.special_tokens; }
@@ -107,6 +132,7 @@ class Automaton {
   void closure_into_locked(const int32_t* begin, const int32_t* end, std::vector<int32_t>& out) const;
   void compute_costs();
   void compute_classes();
+  void compute_literal_links();
 
   Nfa nfa_;
   Limits limits_;
@@ -116,6 +142,8 @@ class Automaton {
   std::vector<uint8_t> class_bytes_;
   int32_t num_classes_ = 0;
   std::vector<uint32_t> nfa_cost_;
+  std::vector<int16_t> lit_byte_, lit_side_;
+  std::vector<int32_t> lit_next_, lit_side_next_;
   std::vector<int32_t> rule_start_;
 
   mutable std::mutex mu_;

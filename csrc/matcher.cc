@@ -67,7 +67,8 @@ uint32_t cached_on_state(std::atomic<int64_t>& slot, int32_t* lexer_state, Compu
 int32_t CompiledGrammar::string_body(int32_t d, int32_t* lexer_state) const {
   return int32_t(cached_on_state(automaton_->state_mut(d).lexeme, lexer_state, [&]() -> int64_t {
     const DState& ds = automaton_->state(d);
-    if (!index_ || ds.final || !ds.calls.empty()) return 0;
+    // A literal link reads one byte: no string lexer state does (and 0 is always safe: it is walked).
+    if (!index_ || ds.final || !ds.calls.empty() || ds.lit >= 0) return 0;
     int32_t l = 0;
     int32_t x = structural_string_body(d, &l);
     if (!x) x = bisim_string_body(d, &l, true);
@@ -411,14 +412,28 @@ bool Matcher::step_token_bytes(const std::string& bytes, bool strip_space, std::
   size_t i = strip_space ? 1 : 0;
   // One configuration in states that neither call nor return: plain row lookups (closing such a
   // state changes nothing). The general step takes over from the first byte that needs more.
+  // A run of literal links is followed through the NFA, with a DFA state only where it stops.
   if (cfgs.size() == 1) {
     Config& c = cfgs[0];
-    for (; i < bytes.size(); ++i) {
-      const int32_t q = a.step_byte(c.d, uint8_t(bytes[i]));
-      if (q == kDead) return false;
-      const DState& st = a.state(q);
-      if (expands(st, c.stack)) break;
+    const uint8_t* const b0 = reinterpret_cast<const uint8_t*>(bytes.data());
+    while (i < bytes.size()) {
+      int32_t q = -1;
+      size_t next = i + 1;
+      if (const int32_t s = a.state(c.d).lit; s >= 0) {
+        const uint8_t* p = b0 + i;
+        const int32_t t = a.follow_literal(s, p, b0 + bytes.size());
+        if (t >= 0) {
+          q = a.closure_state(t);
+          next = size_t(p - b0);
+        }
+      }
+      if (q < 0) {  // not a link, or not its byte (the side byte, or refused)
+        q = a.step_byte(c.d, b0[i]);
+        if (q == kDead) return false;
+      }
+      if (expands(a.state(q), c.stack)) break;  // the general step reads from byte i on
       c.d = q;
+      i = next;
     }
   }
   std::vector<Config> tmp;
@@ -519,13 +534,20 @@ bool Matcher::accept_is_cheap(int32_t id) const {
   if (cur.size() != 1 || remaining() <= 0 || (idx->add_prefix_space() && num_tokens() == 0)) return false;
   const Automaton& a = g_->automaton();
   int32_t d = cur[0].d;
-  for (char ch : idx->token(id)) {
-    const int32_t* row = a.state(d).row.load(std::memory_order_acquire);
-    if (!row) return false;
-    d = row[a.symbol_class(uint8_t(ch))];
-    if (d == kDead) return true;  // refused by rows that exist
-    const DState& st = a.state(d);
-    if (expands(st, cur[0].stack)) return false;
+  const std::string& tok = idx->token(id);
+  const uint8_t *p = reinterpret_cast<const uint8_t*>(tok.data()), *const end = p + tok.size();
+  while (p < end) {
+    const int32_t s = a.state(d).lit, t = s >= 0 ? a.follow_literal(s, p, end) : -1;
+    if (t >= 0) {
+      // A run of links: no row to read; the state where it stops is one closure (bounded work).
+      d = a.closure_state(t);
+    } else {
+      const int32_t* row = a.state(d).row.load(std::memory_order_acquire);
+      if (!row) return false;
+      d = row[a.symbol_class(*p++)];
+      if (d == kDead) return true;  // refused by rows that exist
+    }
+    if (expands(a.state(d), cur[0].stack)) return false;
   }
   // Within the budget: accept_token needs no over-budget collection.
   return uint64_t(a.state(d).cost) + arena_.node(cur[0].stack).cost <= uint64_t(remaining() - 1);
@@ -588,8 +610,41 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
     const int32_t* rt = a.row(t);
     return rt[e_cls] == t && rt[nl_cls] == t;
   };
+  // Runs of literal links (a key, a name; Automaton::lit_byte): node i reached in NFA state t by a link's
+  // byte (or side byte). A link takes its tokens at i (at its cost: its DFA state is {t}) and goes on
+  // to the child on its byte, with no DFA state (nor row) on the way; a child on its side byte gets a
+  // frame of its own. Where the run is left, returns the node and the DFA state (t's closure) to enter
+  // there (node kNoNode: nothing to enter). `done`: t's tokens at i are taken already (t is the DFA
+  // state entered at i). A link reads one byte (or its side byte), so none of the skips below (text,
+  // loops, UTF-8 tracking) nor the string opening (a link is never a string body state) applies to it.
+  struct Next {
+    uint32_t node;
+    int32_t q;
+  };
+  constexpr uint32_t kNoNode = ~uint32_t(0);
+  const Next stop{kNoNode, kDead};
+  auto follow = [&](uint32_t i, int32_t t, bool done) -> Next {
+    for (;; done = false) {
+      if (a.lit_byte(t) < 0) {  // left: its state is built only where the node has tokens or children
+        if (trie.tok_off[i] == trie.tok_off[i + 1] && child_off[i] == child_off[i + 1]) return stop;
+        return {i, a.closure_state(t)};
+      }
+      const uint32_t c = a.nfa_cost(t) + stack_cost;
+      if (!done && c <= limit) append_tokens(out, trie.tok_ids.data(), trie.tok_off[i], trie.tok_off[i + 1], c);
+      const uint32_t lo = child_off[i], n = child_off[i + 1] - lo;
+      if (a.lit_side(t) >= 0)
+        if (const void* hit = std::memchr(child_byte + lo, a.lit_side(t), n)) {
+          const uint32_t j = uint32_t(static_cast<const uint8_t*>(hit) - child_byte);
+          fs.push_back({j, j + 1, nullptr, a.lit_side_next(t), 0});
+        }
+      const void* hit = std::memchr(child_byte + lo, a.lit_byte(t), n);
+      if (!hit) return stop;
+      i = child_node[static_cast<const uint8_t*>(hit) - child_byte];
+      t = a.lit_next(t);
+    }
+  };
   // Node i, reached in state q; `bound` and `u` as in its frame's WalkFrame, u already stepped by its byte.
-  auto enter = [&](uint32_t i, int32_t q, int32_t bound, int8_t u) {
+  auto enter = [&](uint32_t i, int32_t q, int32_t bound, int8_t u) -> Next {
     const DState& qs = a.state(q);
     // A state that calls or returns: the closure's other configurations each walk the subtree on their
     // own (a set of configurations is a union), and q goes on below as a plain state. Free text that may
@@ -602,23 +657,24 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
       cl = closure_one({q, start.stack});
       min_depth_ = std::min(min_depth_, cl.depth);
       here = cl.cost;
-      if (here >= kInfCost) return;
+      if (here >= kInfCost) return stop;
     } else {
-      if (qs.cost >= kInfCost) return;
+      if (qs.cost >= kInfCost) return stop;
       here = qs.cost + stack_cost;
     }
     if (here <= limit) append_tokens(out, trie.tok_ids.data(), trie.tok_off[i], trie.tok_off[i + 1], here);
     if (expands_here) {
-      if (child_off[i] == child_off[i + 1]) return;
+      if (child_off[i] == child_off[i + 1]) return stop;
       for (uint32_t k = cl.first; k < cl.second; ++k) {  // by index: nested walks may add closures to the store
         const Config o = closure_store_[k];
         if (!(o.d == q && o.stack == start.stack)) walk_dfa(trie, i, false, o, limit, out);
       }
-      if (qs.cost >= kInfCost) return;
+      if (qs.cost >= kInfCost) return stop;
     }
+    if (qs.lit >= 0 && u == 0) return follow(i, qs.lit, true);
     const uint32_t c = qs.cost + stack_cost;
-    if (opening && trie.nodes[i].byte == '"' && opening_shortcut(int32_t(i), {{q, start.stack}}, limit, out)) return;
-    if (child_off[i] == child_off[i + 1]) return;
+    if (opening && trie.nodes[i].byte == '"' && opening_shortcut(int32_t(i), {{q, start.stack}}, limit, out)) return stop;
+    if (child_off[i] == child_off[i + 1]) return stop;
     // Free text: every byte string below (finishing the character the token split, if u > 0) reads as
     // text into a state that takes all the rest (its ASCII bytes and any character) back to itself. The
     // subtree is allowed without a visit; a token may end inside a character, at most 3 symbols more.
@@ -634,7 +690,7 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
         if (!(bl[0] & ~(s1.asc_to[0] & s2.asc_to[0]) & ~uint64_t(1)) && !(bl[1] & ~(s1.asc_to[1] & s2.asc_to[1])) &&
             cb <= limit) {
           append_tokens(out, trie.tok_ids.data(), trie.tok_off[i + 1], trie.tok_off[trie.nodes[i].end], uint32_t(cb));
-          return;
+          return stop;
         }
       }
     }
@@ -646,10 +702,16 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
       const uint64_t* bl = &trie.below[2 * size_t(i)];
       if (!(bl[0] & ~lp[0]) && !(bl[1] & ~lp[1])) {
         if (c <= limit) append_tokens(out, trie.tok_ids.data(), trie.tok_off[i + 1], trie.tok_off[trie.nodes[i].end], c);
-        return;
+        return stop;
       }
     }
     push_children(i, row, qs.only_byte, u > 0 ? bound : text ? q : kDead, u);
+    return stop;
+  };
+  // enter, then enter where a run of links is left (at a character boundary, not text).
+  auto run = [&](uint32_t i, int32_t q, int32_t bound, int8_t u) {
+    for (Next n = enter(i, q, bound, u); n.node != kNoNode; n = enter(n.node, n.q, kDead, 0)) {
+    }
   };
   // Byte b read in a frame (its bound and u): the child's bound and UTF-8 position. A character starts
   // at a boundary where char_to of the boundary's state knows where it ends; else it is not tracked.
@@ -661,14 +723,23 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
     *child_bound = u > 0 ? bound : char_to(a, bound);
     return *child_bound != kDead ? int8_t(t) : 0;
   };
-  if (include_self) {
+  if (const int32_t s = a.state(start.d).lit; s >= 0) {  // a link (not text: see follow) starts the walk
+    Next n = stop;
+    if (!include_self)
+      n = follow(node, s, true);
+    else if (trie.nodes[node].byte == a.lit_byte(s))
+      n = follow(node, a.lit_next(s), false);
+    else if (trie.nodes[node].byte == a.lit_side(s))
+      n = follow(node, a.lit_side_next(s), false);
+    if (n.node != kNoNode) run(n.node, n.q, kDead, 0);
+  } else if (include_self) {
     const uint8_t b = trie.nodes[node].byte;
     const int32_t* row = a.row(start.d);
     const int32_t q = row[cls[b]];
     if (q != kDead) {
       int32_t bound;
       const int8_t u = step_u(texty(start.d, row) ? start.d : kDead, 0, b, &bound);
-      enter(node, q, bound, u);
+      run(node, q, bound, u);
     }
   } else if (child_off[node] != child_off[node + 1]) {
     const int32_t* row = a.row(start.d);
@@ -677,6 +748,12 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
   while (fs.size() > base) {
     const size_t k = fs.size() - 1;
     const WalkFrame f = fs[k];
+    if (!f.row) {  // one child, reached in NFA state f.bound (a link's side byte)
+      fs.pop_back();
+      const Next n = follow(child_node[f.next], f.bound, false);
+      if (n.node != kNoNode) run(n.node, n.q, kDead, 0);
+      continue;
+    }
     uint32_t j = f.next;
     int32_t q = kDead;
     for (; j < f.end; ++j)
@@ -688,7 +765,7 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
     fs[k].next = j + 1;
     int32_t bound;
     const int8_t u = step_u(f.bound, f.u, child_byte[j], &bound);
-    enter(child_node[j], q, bound, u);
+    run(child_node[j], q, bound, u);
   }
 }
 
@@ -950,6 +1027,11 @@ void Matcher::walk_root(const Trie& trie, const std::vector<Config>& start, uint
   const Automaton& a = g_->automaton();
   bool digits_done[10] = {false};
   if (start.size() == 1) {
+    if (const int32_t s = a.state(start[0].d).lit; s >= 0) {  // a literal link: its byte and side byte
+      for (const int32_t b : {a.lit_byte(s), a.lit_side(s)})
+        if (const int32_t child = b >= 0 ? trie.root_child[b] : 0) walk_dfa(trie, uint32_t(child), true, start[0], limit, out);
+      return;
+    }
     if (&trie == &g_->index()->trie()) digit_runs(start[0], limit, out, digits_done);
     const int32_t* row = a.row(start[0].d);
     const int32_t ncls = a.num_classes();

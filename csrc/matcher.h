@@ -90,8 +90,9 @@ class Matcher {
   Matcher& operator=(const Matcher&) = default;
 
   bool accept_token(int32_t id);
-  // accept_token(id) has nothing to compute (one configuration, every row on the token's path exists,
-  // no call or return on it, the end within the budget): a few lookups. The bindings hold the GIL for it.
+  // accept_token(id) has little to compute (one configuration, every row on the token's path exists or
+  // it follows a run of literal links, no call or return on it, the end within the budget): a few
+  // lookups and at most a closure per run of links. The bindings hold the GIL for it.
   bool accept_is_cheap(int32_t id) const;
   bool accept_bytes(const std::string& bytes);  // byte level, counts as no token
   // Writes the allowed-token bitmask (index->words() uint32 words, bit set = allowed).
@@ -243,7 +244,8 @@ class Matcher {
     // Inside a character (u > 0, Trie::utf8_step's states, at the frame's node): the state the character
     // leads to once complete (char_to of the last boundary's state). u = 0: at a boundary, where `bound`
     // is the frame node's state if it is text (the walk tracks the characters its children start), or
-    // kDead (not tracked).
+    // kDead (not tracked). A frame without a row holds one child, reached in NFA state `bound` (a literal
+    // link's side byte, see walk_dfa's follow).
     int32_t bound;
     int8_t u;
   };

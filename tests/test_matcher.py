@@ -379,3 +379,48 @@ def test_digit_run_masks_are_exactly_what_accept_allows(digit_vocab, schema):
                 allowed = check_mask_exact(m, digit_vocab)
                 assert allowed, (budget, m.num_tokens)
                 assert m.accept_token(rng.choice(sorted(allowed)))
+
+
+@pytest.fixture(scope="module")
+def literal_vocab():
+    """Pieces of keys and names, alone, escaped (``\\u0061`` for ``a``) and mixed, and tokens that run
+    past a literal into what follows it."""
+    tokens = [bytes([b]) for b in range(256)]
+    tokens += [b"na", b"me", b"name", b'"name"', b'":', b'":"', b'":1', b'":{"', b'"}', b'"},', b"}}",
+               b"\\u", b"\\u00", b"\\u006", b"\\u006e", b"n\\", b"na\\u006d", b"n\\u0061", b"\\u0061me",
+               b'e\\u0022', b'\\\\', b'\\"', b"ar", b"args", b"arg", b'gs":{"', b"ci", b"city", b'"ci',
+               b"get_", b"get_we", b"weather", b"ather", b"_weather", b"unit", b'"unit":"', b"celsius",
+               b"cel", b"fahren", b"heit", b'"f', b'"c', b"<|end|>"]
+    return fcg.Vocabulary.from_tokens(tokens, special_ids=[len(tokens) - 1], stop_ids=[len(tokens) - 1])
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "properties": {"name": {"const": "get_weather"},
+                                      "args": {"type": "object", "properties": {"city": {"type": "string"}},
+                                               "required": ["city"]}},
+     "required": ["name", "args"]},
+    {"type": "object", "properties": {"unit": {"enum": ["celsius", "fahrenheit"]}, "name": {"type": "integer"}},
+     "required": ["unit"]},
+    {"type": "array", "items": {"const": "name"}, "minItems": 1, "maxItems": 3},
+])
+def test_literal_run_masks_are_exactly_what_accept_allows(literal_vocab, schema):
+    """Keys, const and enum names are read through runs of literal links (no DFA state per byte), where
+    each character may also come escaped: masks hold exactly the tokens accept_token takes, along walks
+    that take escaped and mixed tokens, with and without a budget."""
+    grammar = fcg.Compiler(literal_vocab).compile_json_schema(schema)
+    for budget in (None, 6, 9, 14, 40):
+        for seed in range(4):
+            rng = random.Random(seed)
+            m = fcg.Matcher(grammar, max_tokens=budget)
+            reachable = budget is not None and m.min_tokens_to_finish <= budget
+            while not m.is_terminated() and m.num_tokens <= (budget or 40):
+                allowed = check_mask_exact(m, literal_vocab)
+                if not allowed:  # out of budget (one it could not meet from the start)
+                    assert not reachable and m.num_tokens == budget, (budget, m.num_tokens)
+                    break
+                # Prefer tokens with an escape (the side byte) half of the time.
+                escaped = sorted(t for t in allowed if t < len(literal_vocab.tokens) and b"\\" in literal_vocab.tokens[t])
+                pick = rng.choice(escaped) if escaped and rng.random() < 0.5 else rng.choice(sorted(allowed))
+                assert m.accept_token(pick)
+            if reachable:  # the budget-aware mask ends every walk within it
+                assert m.is_terminated() and m.num_tokens <= budget + 1

@@ -116,6 +116,18 @@ std::shared_ptr<TokenIndex> small_vocab() {
   return std::make_shared<TokenIndex>(toks, special, int32_t(toks.size()) + 30, std::vector<int32_t>{eos}, false);
 }
 
+// All 256 bytes, then `extra`, then "<eos>" (special, the stop token).
+std::shared_ptr<TokenIndex> bytes_vocab(const std::vector<const char*>& extra) {
+  std::vector<std::string> toks;
+  for (int b = 0; b < 256; ++b) toks.push_back(std::string(1, char(b)));
+  for (const char* e : extra) toks.push_back(e);
+  toks.push_back("<eos>");
+  std::vector<uint8_t> special(toks.size(), 0);
+  special.back() = 1;
+  int32_t eos = int32_t(toks.size() - 1);
+  return std::make_shared<TokenIndex>(toks, special, int32_t(toks.size()), std::vector<int32_t>{eos}, false);
+}
+
 std::vector<int32_t> allowed(Matcher& m, const TokenIndex& idx) {
   std::vector<uint32_t> mask(idx.words(), 0xDEADBEEF);
   m.fill_mask(mask.data());
@@ -346,18 +358,31 @@ void test_structural_string_body_matches_bisimulation() {
   }
 }
 
+// After bytes `p`: the mask equals the tokens accepted, and with budgets below `max_budget` every
+// allowed token is accepted (it keeps a completion within the budget).
+void check_masks_after(const std::shared_ptr<CompiledGrammar>& g, const TokenIndex& idx, const char* p,
+                       int max_budget) {
+  Matcher m(g);
+  CHECK(m.accept_bytes(p));
+  auto got = allowed(m, idx);
+  std::vector<int32_t> expect = accepted(m, idx);
+  CHECK(got == expect);
+  if (got != expect) std::fprintf(stderr, "  prefix %s\n", p);
+  for (int budget = 1; budget < max_budget; ++budget) {
+    Matcher mb(g, budget);
+    mb.accept_bytes(p);
+    for (int32_t t : allowed(mb, idx)) {
+      Matcher probe(g, budget);
+      probe.accept_bytes(p);
+      CHECK(probe.accept_token(t));
+    }
+  }
+}
+
 void test_digit_runs_match_walk() {
   // Digit-run shortcut: masks at integer and number positions equal a brute-force check of every token,
   // including tokens that leave the digits (frontier) and a state whose digits do not all loop.
-  std::vector<std::string> toks;
-  for (int b = 0; b < 256; ++b) toks.push_back(std::string(1, char(b)));
-  const char* extra[] = {"12", "345", "00", "07", "5,", "9}", "1.5", "10\"", "12,\"", "8e", "99", "0}", "3a"};
-  for (const char* e : extra) toks.push_back(e);
-  toks.push_back("<eos>");
-  std::vector<uint8_t> special(toks.size(), 0);
-  special.back() = 1;
-  int32_t eos = int32_t(toks.size() - 1);
-  auto idx = std::make_shared<TokenIndex>(toks, special, int32_t(toks.size()), std::vector<int32_t>{eos}, false);
+  auto idx = bytes_vocab({"12", "345", "00", "07", "5,", "9}", "1.5", "10\"", "12,\"", "8e", "99", "0}", "3a"});
   IR b;
   auto digits = [&](int lo) { return b.rep(b.cp('0', '9', false), lo, -1); };
   int32_t integer = b.seq({b.rep(b.lit("-"), 0, 1), b.alt({b.lit("0"), b.seq({b.cp('1', '9', false), digits(0)})})});
@@ -369,28 +394,14 @@ void test_digit_runs_match_walk() {
                             "{\"n\":1,\"x\":", "{\"n\":1,\"x\":2.", "{\"n\":1,\"x\":2.5", "{\"n\":1,\"x\":2,\"b\":",
                             "{\"n\":1,\"x\":2,\"b\":4"};
   for (const char* p : prefixes) {
-    Matcher m(g);
-    CHECK(m.accept_bytes(p));
-    auto a = allowed(m, *idx);
-    std::vector<int32_t> expect = accepted(m, *idx);
-    CHECK(a == expect);
-    if (a != expect) std::fprintf(stderr, "  prefix %s\n", p);
-    // Budget-aware masks through the shortcut: every allowed token keeps a completion within the budget.
-    for (int budget = 1; budget < 8; ++budget) {
-      Matcher mb(g, budget);
-      mb.accept_bytes(p);
-      for (int32_t t : allowed(mb, *idx)) {
-        Matcher probe(g, budget);
-        probe.accept_bytes(p);
-        CHECK(probe.accept_token(t));
-      }
-    }
+    check_masks_after(g, *idx, p, 8);
   }
 }
 
 void test_string_states_have_a_probe_byte() {
   // CompiledGrammar::string_body rejects states where none of these bytes is alive: every state of the
-  // canonical string automaton must allow one of them.
+  // canonical string automaton must allow one of them. It also rejects literal links (one byte, and at
+  // most a side byte, the backslash): every state allows more, so none is a string body state.
   auto idx = small_vocab();
   const auto& str = idx->string_lexeme();
   const uint8_t probes[] = {'0', '"', 0x80, 0x90, 0xA0, 0xBF};
@@ -398,8 +409,11 @@ void test_string_states_have_a_probe_byte() {
   for (const auto& e : str.entries) {
     if (e.inside.empty()) continue;
     bool any = false;
+    int live = 0;
     for (uint8_t b : probes) any = any || (e.live[b >> 3] >> (b & 7)) & 1;
+    for (int b = 0; b < 256; ++b) live += b != '\\' && ((e.live[b >> 3] >> (b & 7)) & 1);
     CHECK(any);
+    CHECK(live > 1);
     ++checked;
   }
   CHECK(checked > 10);
@@ -563,6 +577,48 @@ void test_key_exclusion() {
   CHECK(threw);
 }
 
+void test_literal_links_match_walk() {
+  // Keys read through runs of literal links (Automaton::lit_byte): each character also comes escaped as
+  // \uXXXX (the side byte), tokens mix plain and escaped characters and run past the key. Masks equal
+  // what accepting allows at every position, with and without a budget, and the key's bytes build no
+  // DFA state each.
+  auto idx = bytes_vocab({"lo", "location", "\\u006c", "\\u00", "l\\u006f", "loc\\", "ation\":", "\":", "\":1",
+                          "\\u0022", "on\"", "\\\\", "{\"lo", "{\"", "\"}", "22}"});
+  IR b;
+  std::vector<int32_t> key;
+  for (char c : std::string("location")) key.push_back(b.cp(uint8_t(c), uint8_t(c), true));
+  b.ir.rules = {b.seq({b.lit("{\""), b.seq(key), b.lit("\":"), b.alt({b.lit("1"), b.lit("22")}), b.lit("}")})};
+  auto g = compile(b.ir, idx);
+  const Automaton& a = g->automaton();
+  int links = 0;
+  for (int32_t s = 0; s < a.nfa().num_states(); ++s) links += a.lit_byte(s) >= 0 && a.lit_side(s) == '\\';
+  CHECK(links >= 8);  // one per character of the key
+  const char* prefixes[] = {"{", "{\"", "{\"l", "{\"lo", "{\"\\u006c", "{\"\\u006", "{\"loc", "{\"l\\u006fc",
+                            "{\"location", "{\"location\"", "{\"location\":", "{\"location\":2"};
+  for (const char* p : prefixes) {
+    check_masks_after(g, *idx, p, 10);
+  }
+  // Through the key by tokens, masks on the way: of the key's 8 links, only those where a token ended
+  // ({l} after "{\"", {c} after "lo") have a DFA state, and {o}, after the escaped l ("\\u006c") that
+  // the walk reads through rows (the escape's last hex digit, c or C, is not a link).
+  auto g2 = compile(b.ir, idx);
+  Matcher m(g2);
+  for (const char* t : {"{\"", "lo", "cation", "\":", "1", "}"}) {
+    int32_t id = 0;
+    while (id < idx->n_tokens() && idx->token(id) != t) ++id;
+    allowed(m, *idx);
+    CHECK(id < idx->n_tokens() ? m.accept_token(id) : m.accept_bytes(t));
+  }
+  CHECK(m.is_accepting());
+  const Automaton& a2 = g2->automaton();
+  int key_states = 0;
+  for (int32_t d = 1; d < a2.num_states(); ++d) {
+    const int32_t s = a2.state(d).lit;
+    key_states += s >= 0 && a2.lit_side(s) == '\\';
+  }
+  CHECK(key_states == 3);
+}
+
 void test_loop_skip_matches_walk() {
   // Free text without '<', then "<end>": the text state loops on nearly every byte, so the walk takes
   // whole subtrees without visiting them. Masks must equal what accepting allows, in and out of text.
@@ -609,6 +665,7 @@ int main() {
   test_open_string_masks_match_walk();
   test_key_exclusion();
   test_loop_skip_matches_walk();
+  test_literal_links_match_walk();
   test_budget();
   test_threads();
   test_apply_bitmask();
