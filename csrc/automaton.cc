@@ -9,7 +9,6 @@ namespace fcg {
 Automaton::Automaton(Nfa nfa, const Limits& limits) : nfa_(std::move(nfa)), limits_(limits) {
   max_chunks_ = int32_t(limits_.max_dfa_states >> kChunkBits) + 1;
   chunks_.reset(new std::unique_ptr<DState[]>[max_chunks_]);
-  stamp_.assign(size_t(nfa_.num_states()), 0);
   for (size_t k = 0; k < nfa_.special_tokens.size(); ++k)
     token_symbol_.emplace(nfa_.special_tokens[k], kNumBytes + Symbol(k));
   compute_classes();
@@ -97,15 +96,12 @@ void Automaton::compute_classes() {
 // their own (usually small) state sets; the top level, never called, is then solved once.
 void Automaton::compute_literal_links() {
   const int32_t N = nfa_.num_states();
-  lit_byte_.assign(size_t(N), -1);
-  lit_side_.assign(size_t(N), -1);
-  lit_next_.assign(size_t(N), -1);
-  lit_side_next_.assign(size_t(N), -1);
+  lit_.assign(size_t(N), 0);
   auto one_byte = [](const NfaEdge& e) { return e.lo == e.hi && e.lo < kNumBytes; };
   for (int32_t s = 0; s < N; ++s) {
     const Span<NfaEdge> es = nfa_.edges_of(s);
     if (es.empty() || es.size() > 2 || !nfa_.eps_of(s).empty() || !nfa_.calls_of(s).empty() ||
-        nfa_.call_final[nfa_.state_rule[s]] == s || nfa_cost_[s] >= kInfCost)
+        nfa_.is_final(s) || nfa_cost_[s] >= kInfCost)
       continue;
     // The link's byte leads strictly closer to the end (so a run of links is finite and ends); the
     // other edge, if any, is the side byte (a JSON literal's backslash: the same character escaped).
@@ -115,16 +111,9 @@ void Automaton::compute_literal_links() {
       const uint32_t c0 = nfa_cost_[es[0].to], c1 = nfa_cost_[es[1].to];
       if (c0 == c1) continue;
       k = c0 < c1 ? 0 : 1;
-      lit_side_[size_t(s)] = int16_t(es[1 - k].lo);
-      lit_side_next_[size_t(s)] = es[1 - k].to;
     }
-    if (!one_byte(es[k]) || nfa_cost_[es[k].to] >= nfa_cost_[s]) {
-      lit_side_[size_t(s)] = -1;
-      lit_side_next_[size_t(s)] = -1;
-      continue;
-    }
-    lit_byte_[size_t(s)] = int16_t(es[k].lo);
-    lit_next_[size_t(s)] = es[k].to;
+    if (!one_byte(es[k]) || nfa_cost_[es[k].to] >= nfa_cost_[s]) continue;
+    lit_[size_t(s)] = uint8_t(es.size() == 1 ? 1 : k == 0 ? 2 : 3);
   }
 }
 
@@ -155,11 +144,11 @@ void Automaton::compute_costs() {
   // States by rule (CSR): members of rule r are mem[moff[r] .. moff[r + 1]).
   std::vector<int32_t> moff(size_t(C) + 1, 0);
   std::vector<int32_t> mem(static_cast<size_t>(N));
-  for (int32_t s = 0; s < N; ++s) ++moff[size_t(nfa_.state_rule[s]) + 1];
+  for (int32_t s = 0; s < N; ++s) ++moff[size_t(nfa_.rule_of(s)) + 1];
   for (int32_t r = 0; r < C; ++r) moff[r + 1] += moff[r];
   {
     std::vector<int32_t> fill(moff.begin(), moff.end() - 1);
-    for (int32_t s = 0; s < N; ++s) mem[size_t(fill[nfa_.state_rule[s]]++)] = s;
+    for (int32_t s = 0; s < N; ++s) mem[size_t(fill[nfa_.rule_of(s)]++)] = s;
   }
   auto reset = [&](int32_t rule) {
     for (int32_t k = moff[rule]; k < moff[rule + 1]; ++k) nfa_cost_[mem[k]] = kInfCost;
@@ -249,21 +238,56 @@ void Automaton::closure_locked(std::vector<int32_t>& set) const {
   set.assign(closure_out_.begin(), closure_out_.end());
 }
 
+namespace {
+// compute_row's per-class buckets of NFA targets (and closure marks), per thread: their capacity carries over from one
+// automaton to the next, so a new grammar does not allocate every bucket again. Marks compare with a
+// generation that only grows, so no automaton sees another's marks.
+struct RowScratch {
+  std::vector<std::vector<int32_t>> targets;  // by class
+  std::vector<uint64_t> cls_mark;             // generation that last touched the class
+  std::vector<int32_t> edge_mark;             // edge (numbered within the row) that last added to it
+  std::vector<int32_t> touched;
+  std::vector<std::pair<int32_t, int32_t>> distinct;
+  uint64_t gen = 0;
+  // closure_into_locked's visited marks by NFA state (any automaton's: marks compare with stamp_gen,
+  // which only grows until it wraps and the marks are cleared).
+  std::vector<uint32_t> stamp;
+  uint32_t stamp_gen = 0;
+  void ensure(int32_t classes) {
+    if (targets.size() < size_t(classes)) {
+      targets.resize(size_t(classes));
+      cls_mark.resize(size_t(classes), 0);
+      edge_mark.resize(size_t(classes), -1);
+    }
+  }
+};
+// Not inlined: the caller keeps the returned pointer, where inlined TLS accesses were each recomputed
+// (a __tls_get_addr call per use in a shared library).
+__attribute__((noinline)) RowScratch& row_scratch() {
+  thread_local RowScratch s;
+  return s;
+}
+}  // namespace
+
 void Automaton::closure_into_locked(const int32_t* begin, const int32_t* end, std::vector<int32_t>& out) const {
   out.clear();
   if (end - begin == 1 && nfa_.eps_of(*begin).empty()) {  // nothing to close (most literal states)
     out.push_back(*begin);
     return;
   }
-  if (++stamp_gen_ == 0) {
-    std::fill(stamp_.begin(), stamp_.end(), 0);
-    stamp_gen_ = 1;
+  RowScratch& rs = row_scratch();
+  if (rs.stamp.size() < size_t(nfa_.num_states())) rs.stamp.resize(size_t(nfa_.num_states()), 0);
+  if (++rs.stamp_gen == 0) {
+    std::fill(rs.stamp.begin(), rs.stamp.end(), 0);
+    rs.stamp_gen = 1;
   }
+  uint32_t* const stamp = rs.stamp.data();
+  const uint32_t gen = rs.stamp_gen;
   std::vector<int32_t>& todo = closure_todo_;
   todo.clear();
   for (const int32_t* p = begin; p != end; ++p)
-    if (stamp_[*p] != stamp_gen_) {
-      stamp_[*p] = stamp_gen_;
+    if (stamp[*p] != gen) {
+      stamp[*p] = gen;
       todo.push_back(*p);
     }
   while (!todo.empty()) {
@@ -271,8 +295,8 @@ void Automaton::closure_into_locked(const int32_t* begin, const int32_t* end, st
     todo.pop_back();
     out.push_back(s);
     for (int32_t t : nfa_.eps_of(s))
-      if (stamp_[t] != stamp_gen_) {
-        stamp_[t] = stamp_gen_;
+      if (stamp[t] != gen) {
+        stamp[t] = gen;
         todo.push_back(t);
       }
   }
@@ -311,10 +335,10 @@ int32_t Automaton::intern_locked(const std::vector<int32_t>& set) const {
   std::copy(set.begin(), set.end(), mem);
   st.nfa = {mem, mem + set.size()};
   st.hash = h;
-  if (set.size() == 1 && lit_byte_[size_t(set[0])] >= 0) st.lit = set[0];
+  if (set.size() == 1 && lit_[size_t(set[0])]) st.lit = set[0];
   const Span<int32_t> nfa_set = st.nfa;
   if (!nfa_set.empty()) {
-    st.rule = nfa_.state_rule[nfa_set[0]];
+    st.rule = nfa_.rule_of(nfa_set[0]);
     int32_t fin = nfa_.call_final[st.rule];
     uint32_t cost = kInfCost;
     for (int32_t s : nfa_set) {
@@ -352,32 +376,6 @@ void Automaton::ensure_scratch_locked() const {
   if (single_.empty()) single_.assign(size_t(nfa_.num_states()), -1);
 }
 
-namespace {
-// compute_row's per-class buckets of NFA targets, per thread: their capacity carries over from one
-// automaton to the next, so a new grammar does not allocate every bucket again. Marks compare with a
-// generation that only grows, so no automaton sees another's marks.
-struct RowScratch {
-  std::vector<std::vector<int32_t>> targets;  // by class
-  std::vector<uint64_t> cls_mark;             // generation that last touched the class
-  std::vector<int32_t> edge_mark;             // edge (numbered within the row) that last added to it
-  std::vector<int32_t> touched;
-  std::vector<std::pair<int32_t, int32_t>> distinct;
-  uint64_t gen = 0;
-  void ensure(int32_t classes) {
-    if (targets.size() < size_t(classes)) {
-      targets.resize(size_t(classes));
-      cls_mark.resize(size_t(classes), 0);
-      edge_mark.resize(size_t(classes), -1);
-    }
-  }
-};
-// Not inlined: the caller keeps the returned pointer, where inlined TLS accesses were each recomputed
-// (a __tls_get_addr call per use in a shared library).
-__attribute__((noinline)) RowScratch& row_scratch() {
-  thread_local RowScratch s;
-  return s;
-}
-}  // namespace
 
 int32_t Automaton::closure_state(int32_t s) const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -478,7 +476,7 @@ size_t Automaton::memory_bytes() const {
   int32_t n = count_.load();
   b += size_t((n >> kChunkBits) + 1) * (sizeof(DState) << kChunkBits);
   b += sets_.allocated_bytes() + rows_.allocated_bytes() + intern_.size() * 4;
-  b += nfa_cost_.size() * 4 + lit_byte_.size() * 2 * 2 + lit_next_.size() * 4 * 2;  // per NFA state
+  b += (nfa_cost_.size() + single_.size()) * 4 + lit_.size();  // per NFA state
   return b;
 }
 

@@ -95,18 +95,19 @@ class Automaton {
   // the set {s} (DState::lit); the DFA state after its byte is closure_state(lit_next(s)). Walks and steps
   // follow a run of links through the NFA, so a key or name read one byte at a time costs no DFA state
   // (nor row) per byte, only where the run is left (or a token takes the side byte).
-  int32_t lit_byte(int32_t s) const { return lit_byte_[size_t(s)]; }
-  int32_t lit_next(int32_t s) const { return lit_next_[size_t(s)]; }
-  int32_t lit_side(int32_t s) const { return lit_side_[size_t(s)]; }
-  int32_t lit_side_next(int32_t s) const { return lit_side_next_[size_t(s)]; }
+  // (One byte per NFA state: which of s's one or two edges is the link's; the other is the side.)
+  int32_t lit_byte(int32_t s) const { return lit_[size_t(s)] ? lit_edge(s, 0).lo : -1; }
+  int32_t lit_next(int32_t s) const { return lit_edge(s, 0).to; }
+  int32_t lit_side(int32_t s) const { return lit_[size_t(s)] > 1 ? lit_edge(s, 1).lo : -1; }
+  int32_t lit_side_next(int32_t s) const { return lit_edge(s, 1).to; }
   // Follow the links' bytes from link `s` over [p, end): the NFA state reached, stopping at the end, at
   // a state that is not a link or at a byte that is not the link's, with *p advanced past the bytes
   // read; -1 (p unchanged) when the first byte is not s's.
   int32_t follow_literal(int32_t s, const uint8_t*& p, const uint8_t* end) const {
-    if (*p != lit_byte_[size_t(s)]) return -1;
+    if (*p != lit_byte(s)) return -1;
     for (;;) {
-      const int32_t t = lit_next_[size_t(s)];
-      if (++p == end || lit_byte_[size_t(t)] != *p) return t;
+      const int32_t t = lit_next(s);
+      if (++p == end || lit_byte(t) != *p) return t;
       s = t;
     }
   }
@@ -142,8 +143,13 @@ class Automaton {
   std::vector<uint8_t> class_bytes_;
   int32_t num_classes_ = 0;
   std::vector<uint32_t> nfa_cost_;
-  std::vector<int16_t> lit_byte_, lit_side_;
-  std::vector<int32_t> lit_next_, lit_side_next_;
+  // Per NFA state: 0 not a link; 1 a link by edge 0 (no side byte); 2 by edge 0, side edge 1; 3 by
+  // edge 1, side edge 0.
+  std::vector<uint8_t> lit_;
+  // Link s's own edge (k = 0) or its side edge (k = 1).
+  const NfaEdge& lit_edge(int32_t s, int k) const {
+    return nfa_.edges[size_t(nfa_.edge_off[size_t(s)]) + size_t((lit_[size_t(s)] == 3) != (k == 1))];
+  }
   std::vector<int32_t> rule_start_;
 
   mutable std::mutex mu_;
@@ -181,8 +187,6 @@ class Automaton {
   mutable IntPool sets_{2048};  // the NFA sets of deterministic states
   mutable IntPool rows_{4096};  // transition rows
   mutable int32_t num_rows_ = 0;
-  mutable std::vector<uint32_t> stamp_;
-  mutable uint32_t stamp_gen_ = 0;
   // Scratch for compute_row (used under mu_; its per-class buckets are per thread, see RowScratch).
   mutable std::vector<int32_t> single_;               // NFA state -> DFA state of its closure, or -1
   mutable std::vector<int32_t> closure_todo_, closure_out_;

@@ -173,15 +173,16 @@ struct Builder {
                      "alternatives is too large");
   }
   int32_t new_state() {
-    if ((int64_t)nfa.state_rule.size() >= limits.max_nfa_states) too_many_states();
+    if ((int64_t)nfa.n_states >= limits.max_nfa_states) too_many_states();
     nfa.state_rule.push_back(cur_rule);
-    return int32_t(nfa.state_rule.size() - 1);
+    return nfa.n_states++;
   }
   // k new states at once; returns the first.
   int32_t new_states(int32_t k) {
     const int32_t first = nfa.num_states();
     if (int64_t(first) + k > limits.max_nfa_states) too_many_states();
     nfa.state_rule.resize(size_t(first + k), cur_rule);
+    nfa.n_states += k;
     return first;
   }
   void eps(int32_t a, int32_t b) { raw_eps.push_back({a, b}); }
@@ -216,10 +217,13 @@ struct Builder {
     int32_t N = nfa.num_states();
     to_csr(raw_edges, N, nfa.edge_off, nfa.edges, [](const RawEdge& r) { return std::make_pair(r.from, r.e); });
     to_csr(raw_eps, N, nfa.eps_off, nfa.eps, [](const std::pair<int32_t, int32_t>& r) { return r; });
-    to_csr(raw_calls, N, nfa.call_off, nfa.calls, [](const std::pair<int32_t, NfaCall>& r) { return r; });
+    // Most grammars call nothing: no per-state call offsets then (Nfa::calls_of).
+    if (!raw_calls.empty())
+      to_csr(raw_calls, N, nfa.call_off, nfa.calls, [](const std::pair<int32_t, NfaCall>& r) { return r; });
     std::vector<RawEdge>().swap(raw_edges);
     std::vector<std::pair<int32_t, int32_t>>().swap(raw_eps);
     std::vector<std::pair<int32_t, NfaCall>>().swap(raw_calls);
+    if (nfa.call_start.size() <= 1) std::vector<int32_t>().swap(nfa.state_rule);  // every state is rule 0's
   }
 
   void byte_seqs(int32_t from, int32_t to, const std::vector<ByteSeq>& seqs) {
@@ -823,7 +827,7 @@ struct Builder {
       while (!todo.empty()) {
         int32_t s = todo.back();
         todo.pop_back();
-        if (s == nfa.call_final[nfa.state_rule[s]]) final_reached = true;
+        if (nfa.is_final(s)) final_reached = true;
         auto visit = [&](int32_t t) {
           if (!seen[t]) { seen[t] = 1; todo.push_back(t); }
         };

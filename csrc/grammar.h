@@ -61,7 +61,8 @@ struct Span {
 };
 
 // The NFA, with its adjacency in CSR form: the edges of state s are edges[edge_off[s] .. edge_off[s + 1]),
-// likewise for epsilon moves and calls (three flat arrays instead of three vectors per state).
+// likewise for epsilon moves and calls (three flat arrays instead of three vectors per state; call_off
+// is empty when no state calls).
 struct Nfa {
   std::vector<int32_t> edge_off, eps_off, call_off;  // num_states() + 1 entries each
   std::vector<NfaEdge> edges;
@@ -70,7 +71,8 @@ struct Nfa {
   // Called rules (recursive ones). Index 0 is the top level (the grammar itself).
   std::vector<int32_t> call_start, call_final;
   std::vector<std::string> call_names;
-  std::vector<int32_t> state_rule;     // owning call rule of each state
+  std::vector<int32_t> state_rule;     // owning call rule of each state (empty when there is one rule)
+  int32_t n_states = 0;
   std::vector<int32_t> special_tokens;  // symbol 256+k <-> token id special_tokens[k]
   // Unconstrained JSON string bodies (rep(cp(0..0x10FFFF, json), 0, -1)): each one's first state, sorted.
   // Every such body is built by the same code from a cached template, so its states are the contiguous
@@ -85,10 +87,15 @@ struct Nfa {
   };
   std::vector<OpenString> open_strings;
 
-  int32_t num_states() const { return int32_t(state_rule.size()); }
+  int32_t num_states() const { return n_states; }
+  int32_t rule_of(int32_t s) const { return state_rule.empty() ? 0 : state_rule[size_t(s)]; }
+  bool is_final(int32_t s) const { return call_final[size_t(rule_of(s))] == s; }  // s ends its rule
   Span<NfaEdge> edges_of(int32_t s) const { return {edges.data() + edge_off[s], edges.data() + edge_off[s + 1]}; }
   Span<int32_t> eps_of(int32_t s) const { return {eps.data() + eps_off[s], eps.data() + eps_off[s + 1]}; }
-  Span<NfaCall> calls_of(int32_t s) const { return {calls.data() + call_off[s], calls.data() + call_off[s + 1]}; }
+  Span<NfaCall> calls_of(int32_t s) const {
+    if (call_off.empty()) return {nullptr, nullptr};  // no state calls
+    return {calls.data() + call_off[s], calls.data() + call_off[s + 1]};
+  }
   size_t memory_bytes() const {
     return (edge_off.size() + eps_off.size() + call_off.size() + state_rule.size()) * 4 + edges.size() * sizeof(NfaEdge) +
            eps.size() * 4 + calls.size() * sizeof(NfaCall) + string_bodies.size() * 4 +

@@ -192,7 +192,7 @@ int32_t CompiledGrammar::structural_string_body(int32_t d, int32_t* lexer_state)
   }
   if (base < 0) return 0;
   const int32_t out = base + n - 1;
-  if (!nfa.eps_of(out).empty() || !nfa.calls_of(out).empty() || nfa.call_final[nfa.state_rule[out]] == out)
+  if (!nfa.eps_of(out).empty() || !nfa.calls_of(out).empty() || nfa.is_final(out))
     return 0;
   auto es = nfa.edges_of(out);
   if (es.size() != 1 || es[0].lo != '"' || es[0].hi != '"' || (es[0].to >= base && es[0].to < base + n)) return 0;
@@ -222,7 +222,7 @@ namespace {
 // returns false. A symbol range is stepped one run of a lexer class at a time.
 template <class Next>
 bool lexer_steps(const Nfa& nfa, const StringLexemeIndex& str, int32_t s, int32_t x, Next&& next) {
-  if (!nfa.calls_of(s).empty() || nfa.call_final[nfa.state_rule[s]] == s) return false;
+  if (!nfa.calls_of(s).empty() || nfa.is_final(s)) return false;
   for (int32_t t : nfa.eps_of(s))
     if (!next(t, x, false)) return false;
   const Automaton& L = *str.lexer;
@@ -274,7 +274,7 @@ CompiledGrammar::OpenStringLabels CompiledGrammar::label_open_string(const Nfa::
     todo.pop_back();
     int32_t x = out.label[size_t(s - c.lo)];
     if (x == L_::kOutside) {
-      if (!nfa.calls_of(s).empty() || nfa.call_final[nfa.state_rule[s]] == s || !opening(s, false)) return out;
+      if (!nfa.calls_of(s).empty() || nfa.is_final(s) || !opening(s, false)) return out;
       continue;
     }
     if (!lexer_steps(nfa, str, s, x, [&](int32_t t, int32_t y, bool closes) { return give(t, closes ? L_::kAfter : y); }))
