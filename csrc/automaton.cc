@@ -91,9 +91,7 @@ void Automaton::compute_classes() {
   for (int b = 0; b < kNumBytes; ++b) class_bytes_[fill[cls[b]]++] = uint8_t(b);
 }
 
-// Fewest symbols from each NFA state to its rule's end (Dijkstra on the reversed graph; a call edge
-// costs the callee's shortest length). Called rules are settled first, iterating to a fixpoint over
-// their own (usually small) state sets; the top level, never called, is then solved once.
+// Which NFA states are literal links (see Automaton::lit_byte); after compute_costs.
 void Automaton::compute_literal_links() {
   const int32_t N = nfa_.num_states();
   lit_.assign(size_t(N), 0);
@@ -117,6 +115,9 @@ void Automaton::compute_literal_links() {
   }
 }
 
+// Fewest symbols from each NFA state to its rule's end (Dijkstra on the reversed graph; a call edge
+// costs the callee's shortest length). Called rules are settled first, iterating to a fixpoint over
+// their own (usually small) state sets; the top level, never called, is then solved once.
 void Automaton::compute_costs() {
   const int32_t N = nfa_.num_states(), C = int32_t(nfa_.call_start.size());
   // Reversed graph in CSR form.
@@ -239,9 +240,9 @@ void Automaton::closure_locked(std::vector<int32_t>& set) const {
 }
 
 namespace {
-// compute_row's per-class buckets of NFA targets (and closure marks), per thread: their capacity carries over from one
-// automaton to the next, so a new grammar does not allocate every bucket again. Marks compare with a
-// generation that only grows, so no automaton sees another's marks.
+// compute_row's per-class buckets of NFA targets (and closure_into_locked's marks), per thread: their
+// capacity carries over from one automaton to the next, so a new grammar does not allocate them again.
+// Marks compare with a generation that only grows, so no automaton sees another's marks.
 struct RowScratch {
   std::vector<std::vector<int32_t>> targets;  // by class
   std::vector<uint64_t> cls_mark;             // generation that last touched the class

@@ -90,12 +90,11 @@ class Automaton {
 
   // Literal links: an NFA state that reads one byte (lit_byte, -1 if s is not a link) into one state
   // (lit_next) strictly closer to the end, with no epsilon move, call or rule end, and at most one other
-  // byte (lit_side, -1 if none: a JSON literal's backslash, the same character escaped) into lit_side_next.
-  // Its DFA state is
-  // the set {s} (DState::lit); the DFA state after its byte is closure_state(lit_next(s)). Walks and steps
-  // follow a run of links through the NFA, so a key or name read one byte at a time costs no DFA state
-  // (nor row) per byte, only where the run is left (or a token takes the side byte).
-  // (One byte per NFA state: which of s's one or two edges is the link's; the other is the side.)
+  // byte (lit_side, -1 if none: a JSON literal's backslash, the same character escaped) into
+  // lit_side_next. Its DFA state is the set {s} (DState::lit); the DFA state after its byte is
+  // closure_state(lit_next(s)). Walks and steps follow a run of links through the NFA, so a key or name
+  // read one byte at a time costs no DFA state (nor row) per byte, only where the run is left (or a
+  // token takes the side byte). Stored as one byte per NFA state: which of its edges is the link's.
   int32_t lit_byte(int32_t s) const { return lit_[size_t(s)] ? lit_edge(s, 0).lo : -1; }
   int32_t lit_next(int32_t s) const { return lit_edge(s, 0).to; }
   int32_t lit_side(int32_t s) const { return lit_[size_t(s)] > 1 ? lit_edge(s, 1).lo : -1; }
