@@ -673,7 +673,8 @@ void Matcher::walk_dfa(const Trie& trie, uint32_t node, bool include_self, Confi
     }
     if (qs.lit >= 0 && u == 0) return follow(i, qs.lit, true);
     const uint32_t c = qs.cost + stack_cost;
-    if (opening && trie.nodes[i].byte == '"' && opening_shortcut(int32_t(i), {{q, start.stack}}, limit, out)) return stop;
+    if (opening && trie.nodes[i].byte == '"' && opening_shortcut(int32_t(i), {{q, start.stack}}, limit, out))
+      return stop;
     if (child_off[i] == child_off[i + 1]) return stop;
     // Free text: every byte string below (finishing the character the token split, if u > 0) reads as
     // text into a state that takes all the rest (its ASCII bytes and any character) back to itself. The
@@ -1029,7 +1030,8 @@ void Matcher::walk_root(const Trie& trie, const std::vector<Config>& start, uint
   if (start.size() == 1) {
     if (const int32_t s = a.state(start[0].d).lit; s >= 0) {  // a literal link: its byte and side byte
       for (const int32_t b : {a.lit_byte(s), a.lit_side(s)})
-        if (const int32_t child = b >= 0 ? trie.root_child[b] : 0) walk_dfa(trie, uint32_t(child), true, start[0], limit, out);
+        if (const int32_t child = b >= 0 ? trie.root_child[b] : 0)
+          walk_dfa(trie, uint32_t(child), true, start[0], limit, out);
       return;
     }
     if (&trie == &g_->index()->trie()) digit_runs(start[0], limit, out, digits_done);

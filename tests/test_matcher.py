@@ -419,7 +419,8 @@ def test_literal_run_masks_are_exactly_what_accept_allows(literal_vocab, schema)
                     assert not reachable and m.num_tokens == budget, (budget, m.num_tokens)
                     break
                 # Prefer tokens with an escape (the side byte) half of the time.
-                escaped = sorted(t for t in allowed if t < len(literal_vocab.tokens) and b"\\" in literal_vocab.tokens[t])
+                escaped = sorted(t for t in allowed
+                                 if t < len(literal_vocab.tokens) and b"\\" in literal_vocab.tokens[t])
                 pick = rng.choice(escaped) if escaped and rng.random() < 0.5 else rng.choice(sorted(allowed))
                 assert m.accept_token(pick)
             if reachable:  # the budget-aware mask ends every walk within it
