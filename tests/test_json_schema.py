@@ -250,6 +250,51 @@ def test_integer_spellings():
           bad=["1.5", "1e-3", "01", "1.", "+1", "0x1", "1e3"])  # no exponents (documented departure)
 
 
+_DRAFT4 = "http://json-schema.org/draft-04/schema#"
+
+
+@pytest.mark.parametrize("schema, ok, bad", [
+    ({"type": "integer"}, ["1", "-0", "12"], ["1.0", "-0.0", "1.5"]),
+    ({"type": "integer", "minimum": 0, "maximum": 9}, ["3", "0"], ["3.0", "10"]),
+    ({"type": "integer", "multipleOf": 5}, ["10", "-5"], ["10.0", "11"]),
+    ({"type": "integer", "multipleOf": 5, "minimum": 0, "maximum": 20}, ["10", "0", "-0"], ["10.0", "0.0"]),
+    ({"type": "integer", "enum": [1, 2.0, "a"]}, ["1", "2"], ["1.0", "2.0", '"a"']),
+    ({"type": ["integer", "string"]}, ["1", '"x"'], ["1.0"]),
+    ({"type": "object", "properties": {"a": {"type": "integer", "description": "d"}}}, ['{"a":1}'],
+     ['{"a":1.0}']),
+    # a number that multipleOf makes integral is still a number: 1.0 is valid
+    ({"type": "number", "multipleOf": 1}, ["1", "1.0"], ["1.5"]),
+    ({"enum": [1]}, ["1", "1.0"], ["2"]),
+])
+def test_draft4_integers_have_no_fraction(schema, ok, bad):
+    """Drafts 3 and 4 define an integer as a JSON number without a fraction part; a root "$schema" naming
+    them is honoured (draft 6 and later: 1.0 is an integer, as the unmarked schema keeps)."""
+    s4 = {"$schema": _DRAFT4, **schema}
+    v4 = jsonschema.Draft4Validator(s4)
+    for t in ok:
+        assert v4.is_valid(json.loads(t)), f"test bug: {t}"
+    for t in bad:
+        assert not v4.is_valid(json.loads(t)), f"test bug: {t}"
+    texts(s4, ok=ok, bad=bad)
+    texts({"$schema": "http://json-schema.org/draft-03/schema#", **schema}, ok=ok, bad=bad)
+    # the same schema without the declaration (or declaring a later draft) keeps 1.0 as an integer
+    for s in (schema, {"$schema": "http://json-schema.org/draft-07/schema#", **schema}):
+        texts(s, ok=ok + [t for t in bad if jsonschema.Draft7Validator(s).is_valid(json.loads(t))])
+
+    s = {"type": "number", "minimum": -1.5, "exclusiveMaximum": 2.25}
+    check(s, [-1.5, -1.4999, -1, 0, 0.5, 2, 2.2, 2.2499999], [-1.5001, -2, 2.25, 2.3, 3, 100])
+    texts(s, ok=["2.24", "2.2", "-1.50", "-0", "0.000", "2.2499"], bad=["2.25", "2.250", "-1.51", "1e0"])
+    check({"type": "number", "exclusiveMinimum": 0}, [1e-7, 0.001, 5, 2.5e300], [0, -0.0, -1, -1e-7])
+    check({"type": "number", "minimum": 0}, [0, -0.0, 1e-7, 3], [-1e-7, -2])
+    check({"type": "number", "exclusiveMaximum": 0}, [-1e-7, -3], [0, 1e-9])
+    texts({"type": "number", "exclusiveMinimum": 0}, ok=["1e-05", "2E+300", "0.5e-99"], bad=["1e-999", "0e5"])
+    # other bounds: plain decimals only (documented departure: exponent forms are rejected)
+    texts({"type": "number", "minimum": 0, "maximum": 1}, ok=["0.00001", "1.0"], bad=["1e-05", "2"])
+    check({"type": "number", "minimum": 0.1, "maximum": 0.1}, [0.1], [0.11, 0.09])
+    check({"type": "number", "minimum": 3, "exclusiveMinimum": 3}, [3.01, 4], [3])
+    check({"type": "number", "maximum": 1e308}, [1, -100000.5, 10 ** 300], [10 ** 309])
+
+
 def test_number_bounds_decimal():
     s = {"type": "number", "minimum": -1.5, "exclusiveMaximum": 2.25}
     check(s, [-1.5, -1.4999, -1, 0, 0.5, 2, 2.2, 2.2499999], [-1.5001, -2, 2.25, 2.3, 3, 100])

@@ -23,6 +23,7 @@ import itertools
 import json as _json
 import keyword as _keyword
 import math
+import re
 import unicodedata as _unicodedata
 import warnings
 from decimal import Decimal, InvalidOperation
@@ -112,6 +113,9 @@ NONINT_ANY: Expr = (SEQ, ((REP, _MINUS, 0, 1), _UINT, _DOT, _DIGITS, _D19, _DIGI
 # no exponent: "1e3" is an integer to JSON Schema, but "1e400" parses as inf in Python (and json.dumps never
 # writes an int with one); documented departure
 INTEGER_ANY: Expr = (SEQ, ((REP, _MINUS, 0, 1), _UINT, _OPT_DOT_ZEROS))
+# drafts 3 and 4 define an integer as a number without a fraction or exponent part: 1.0 is not one
+INTEGER_PLAIN: Expr = (SEQ, ((REP, _MINUS, 0, 1), _UINT))
+_OLD_DRAFT = re.compile(r"json-schema\.org/draft-0[34]/schema")
 _CPJ_ANY = (CP, ANY_CODEPOINT, True)
 STRING_BODY_ANY: Expr = (REP, _CPJ_ANY, 0, -1)
 STRING_ANY: Expr = (SEQ, (_Q, STRING_BODY_ANY, _Q))
@@ -864,6 +868,12 @@ def _int_range(lo: Optional[int], hi: Optional[int]) -> Expr:
     return alt(*parts) if parts else NOTHING
 
 
+def _int_literal(v) -> Expr:
+    """The integral number v written as digits only (draft 3/4 integers), '-0' as well for 0."""
+    i = int(v)
+    return _alt((LIT, b"0"), (LIT, b"-0")) if i == 0 else (LIT, str(i).encode())
+
+
 def _number_literal(v) -> Expr:
     """Every plain-decimal spelling of the number v (trailing zeros, '-0'), plus Python's json.dumps form."""
     d = _dec(v)
@@ -1003,6 +1013,10 @@ class _Compiler:
         self.strict = bool(strict)
         self.add_default_false = bool(strict) or not additional_properties_default
         self.max_rep = int(max_repetition)
+        # "integer" with an optional zero fraction (1.0), as in draft 6 and later, unless the root declares
+        # draft 3 or 4 in "$schema"
+        sch = schema.get("$schema") if isinstance(schema, dict) else None
+        self.int_fraction = not (isinstance(sch, str) and _OLD_DRAFT.search(sch))
         # The grammar the rules go to (a fresh one, or a caller's that holds other schemas' rules: this
         # compilation's rules start at self._base), and what schemas compiled into it may share.
         self.g = grammar if grammar is not None else Grammar()
@@ -1364,6 +1378,8 @@ class _Compiler:
         if type(t) is not str:
             return None
         if en is None:
+            if t == "integer" and not self.int_fraction:
+                return INTEGER_PLAIN
             e = _PRIMITIVES.get(t)
             if e is None and self.compat == "bfcl":
                 std = _BFCL_TYPES.get(t, 0)
@@ -1470,7 +1486,11 @@ class _Compiler:
     # ---------------------------------------------------------------------------- enum/const
     def _enum(self, n: _Node) -> Expr:
         vals = [v for v in n.enum if self.accepts(n, v)]
-        return _alt(*[self.value_literal(v) for v in vals]) if vals else NOTHING
+        if not vals:
+            return NOTHING
+        if not self.int_fraction and not n.types & T_FRAC:  # draft 3/4 integers: digits only
+            return _alt(*[_int_literal(v) if _type_bit(v) == T_INT else self.value_literal(v) for v in vals])
+        return _alt(*[self.value_literal(v) for v in vals])
 
     def value_literal(self, v) -> Expr:
         if v is None:
@@ -2122,12 +2142,15 @@ class _Compiler:
     # -------------------------------------------------------------------------------- numbers
     def _number(self, n: _Node) -> Expr:
         int_only = not (n.types & T_FRAC)
+        # the optional ".0..." of an integral value; "integer" under draft 3/4 has none (a "number" that
+        # multipleOf makes integral keeps it: 1.0 is a number and a multiple of 1)
+        dz = _OPT_DOT_ZEROS if self.int_fraction or not int_only else EMPTY
         if not (n.types & T_INT):  # non-integers only (from "not": {"type": "integer"} and the like)
             if n.lo is not None or n.hi is not None or n.mult:
                 raise SchemaError("non-integer numbers with bounds or multipleOf are not supported", n.ptr, "not")
             return NONINT_ANY
         if not n.c or (n.lo is None and n.hi is None and not n.mult):
-            return INTEGER_ANY if int_only else NUMBER_ANY
+            return (INTEGER_ANY if dz is _OPT_DOT_ZEROS else INTEGER_PLAIN) if int_only else NUMBER_ANY
         cap = None
         div = 1  # integer values must be multiples of div
         if n.mult:
@@ -2146,9 +2169,9 @@ class _Compiler:
                 return NOTHING
             if div == 1:
                 if lo is None and hi is None:
-                    return INTEGER_ANY
-                return seq(_int_range(lo, hi), _OPT_DOT_ZEROS)
-            return self._multiples(div, lo, hi, n)
+                    return INTEGER_ANY if dz is _OPT_DOT_ZEROS else INTEGER_PLAIN
+                return seq(_int_range(lo, hi), dz)
+            return self._multiples(div, lo, hi, n, dz)
         if n.lo is None and n.hi is None:
             fb = _FracBuilder()
             return seq((REP, _MINUS, 0, 1), _UINT, fb.part(None, None, cap))
@@ -2156,7 +2179,7 @@ class _Compiler:
             return _signed_around_zero(n.lo is not None, n.lo_x, n.hi is not None, n.hi_x)
         return _number_range(n.lo, n.lo_x, n.hi, n.hi_x, cap)
 
-    def _multiples(self, div: int, lo: Optional[int], hi: Optional[int], n: _Node) -> Expr:
+    def _multiples(self, div: int, lo: Optional[int], hi: Optional[int], n: _Node, dz: Expr) -> Expr:
         if lo is not None and hi is not None:
             first = -(-lo // div) * div
             count = 0 if first > hi else (hi - first) // div + 1
@@ -2167,7 +2190,7 @@ class _Compiler:
                 parts = [(LIT, str(v).encode()) for v in vals]
                 if 0 in vals:
                     parts.append((LIT, b"-0"))
-                return seq(alt(*parts), _OPT_DOT_ZEROS)
+                return seq(alt(*parts), dz)
         if lo is None and hi is None:
             a = b = 0
             x = div
@@ -2182,10 +2205,10 @@ class _Compiler:
                 small = [(LIT, str(v).encode()) for v in range(0, 10 ** L, div)]
                 ends = [(LIT, str(v).zfill(L).encode()) for v in range(0, 10 ** L, div)]
                 mag = alt(*small, seq(_D19, _DIGITS, alt(*ends)))
-                return seq((REP, _MINUS, 0, 1), mag, _OPT_DOT_ZEROS)
+                return seq((REP, _MINUS, 0, 1), mag, dz)
         self.unsupported("multipleOf", n.ptr, f"multiples of {div} need both bounds and at most "
                                               f"{MAX_ENUMERATED_MULTIPLES} values, or a divisor of a power of ten")
-        return seq(_int_range(lo, hi), _OPT_DOT_ZEROS)
+        return seq(_int_range(lo, hi), dz)
 
     # ------------------------------------------------------------------------------ validator
     def accepts(self, n: _Node, v, depth: int = 0) -> bool:
