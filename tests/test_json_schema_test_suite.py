@@ -21,7 +21,6 @@ The committed ratchet ``tests/ratchet/json_schema_test_suite.json`` holds the co
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from fcgrammar._testing import accepts, compile_bytes
 from fcgrammar.errors import GrammarError, LimitError, SchemaError
 from fcgrammar.json_schema import schema_to_grammar
 
+import ratchets
 from conftest import DATA_DIR, data_path
 
 RATCHET = Path(__file__).resolve().parent / "ratchet" / "json_schema_test_suite.json"
@@ -101,54 +101,12 @@ def results():
     return out
 
 
-def _load_ratchet() -> dict:
-    if RATCHET.exists():
-        return json.loads(RATCHET.read_text(encoding="utf-8"))
-    return {}
-
-
-def _totals(files: dict) -> dict:
-    tot = {"pass": 0, "fail_over": 0, "fail_under": 0, "unsupported": 0}
-    for r in files.values():
-        for k in tot:
-            tot[k] += r["counts"][k]
-    return tot
-
-
 def test_ratchet(results):
-    if os.environ.get("FCGRAMMAR_UPDATE_RATCHET"):
-        data = {
-            "_comment": "JSON-Schema-Test-Suite draft2020-12 results per file (see "
-                        "tests/test_json_schema_test_suite.py). Regenerate: "
-                        "FCGRAMMAR_UPDATE_RATCHET=1 pytest tests/test_json_schema_test_suite.py",
-        }
-        for mode, files in results.items():
-            data[mode] = {"totals": _totals(files), "files": {f: r["counts"] for f, r in sorted(files.items())}}
-        RATCHET.parent.mkdir(parents=True, exist_ok=True)
-        RATCHET.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-        return
-    ratchet = _load_ratchet()
-    problems, better = [], []
-    for mode, files in results.items():
-        old = ratchet.get(mode, {}).get("files", {})
-        for f, r in files.items():
-            c = r["counts"]
-            o = old.get(f)
-            if o is None:
-                problems.append(f"[{mode}] {f}: not in the ratchet file ({c})")
-                continue
-            worse = c["pass"] < o["pass"] or c["fail_over"] > o["fail_over"] or c["fail_under"] > o["fail_under"]
-            if worse:
-                shown = "\n      ".join(r["details"][:10])
-                problems.append(f"[{mode}] {f}: now {c}, ratchet {o}\n      {shown}")
-            elif c != o:
-                better.append(f"[{mode}] {f}: {o} -> {c}")
-    if better:
-        print("improved (update the ratchet with FCGRAMMAR_UPDATE_RATCHET=1):\n  " + "\n  ".join(better))
-    assert not problems, ("JSON-Schema-Test-Suite regressions against the ratchet "
-                          f"{RATCHET} (regenerate with FCGRAMMAR_UPDATE_RATCHET=1 pytest "
-                          "tests/test_json_schema_test_suite.py after a deliberate change):\n  "
-                          + "\n  ".join(problems))
+    ratchets.check(RATCHET, results, better=("pass",), worse=("fail_over", "fail_under"),
+                   comment="JSON-Schema-Test-Suite draft2020-12 results per file (see "
+                           "tests/test_json_schema_test_suite.py). Regenerate: "
+                           "FCGRAMMAR_UPDATE_RATCHET=1 pytest tests/test_json_schema_test_suite.py",
+                   test_file="tests/test_json_schema_test_suite.py")
 
 
 @pytest.mark.parametrize("mode", list(MODES))
