@@ -1,4 +1,6 @@
-"""Ratchet files: the committed outcome counts of an external suite, per file (or subset), per mode.
+"""External schema suites: judging their instances, and ratchet files of the outcome counts.
+
+A ratchet file holds the committed outcome counts of a suite, per file (or subset), per mode.
 
 A suite run produces ``{mode: {name: {"counts": {...}, "details": [...]}}}``. Against the committed file, a
 name whose counts got worse (fewer of a ``better`` count, more of a ``worse`` one) is a regression and fails;
@@ -11,9 +13,51 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Dict, Iterable
+from typing import Dict, Iterable, List
+
+from fcgrammar._testing import accepts, compile_bytes
+from fcgrammar.errors import GrammarError, LimitError, SchemaError
+from fcgrammar.json_schema import schema_to_grammar
 
 UPDATING = bool(os.environ.get("FCGRAMMAR_UPDATE_RATCHET"))
+
+
+def compile_schema(schema, opts: dict):
+    """The byte-level grammar of a suite schema; None when no instance is valid. With ``any_order`` an object
+    over the compiler's any-order limit falls back to schema order (the LimitError is not the schema's)."""
+    try:
+        g = schema_to_grammar(schema, **opts)
+    except LimitError:
+        if not opts.get("any_order"):
+            raise
+        g = schema_to_grammar(schema, **{**opts, "any_order": False})
+    try:
+        return compile_bytes(g)
+    except GrammarError as e:
+        if "empty" in str(e):
+            return None
+        raise
+
+
+def judge_group(schema, tests: Iterable[dict], opts: dict, counts: Dict[str, int], details: List[str],
+                label: str) -> None:
+    """Count a schema's instances (``{"data", "valid", "description"}``) as pass / fail_over / fail_under, or
+    all as unsupported when the schema raises SchemaError/LimitError. Each instance is serialized with compact
+    json.dumps in both ``ensure_ascii`` spellings and must be accepted iff it is valid."""
+    try:
+        cg = compile_schema(schema, opts)
+    except (SchemaError, LimitError):
+        counts["unsupported"] += len(tests)
+        return
+    for t in tests:
+        spellings = {json.dumps(t["data"], separators=(",", ":"), ensure_ascii=a) for a in (False, True)}
+        got = [cg is not None and accepts(cg, s) for s in spellings]
+        if all(g == t["valid"] for g in got):
+            counts["pass"] += 1
+            continue
+        kind = "fail_over" if t["valid"] else "fail_under"
+        counts[kind] += 1
+        details.append(f"{kind}: {label} / {t.get('description', '')}: {min(spellings)[:120]}")
 
 
 def totals(files: Dict[str, dict]) -> Dict[str, int]:
