@@ -8,6 +8,7 @@ channel tokens) are appended as special tokens, the way those models extended th
 from __future__ import annotations
 
 import json
+import os
 import random
 from decimal import Decimal
 import zlib
@@ -298,6 +299,8 @@ def _walk(grammar, vocab, rng, budget):
     return out
 
 
+# walks per preset x tool_choice case; raise it for a longer adversarial run (the same test, more seeds)
+WALKS_PER_CASE = int(os.environ.get("FCGRAMMAR_TOOL_WALKS", "1"))
 SEED_SCHEMAS = {t["function"]["name"]: t["function"]["parameters"] for t in SEED_TOOLS}
 
 
@@ -309,36 +312,35 @@ def test_random_walks_parse_into_valid_calls(preset):
              ({"type": "function", "function": {"name": "plan_trip"}}, True)]
     for choice, parallel in cases:
         g = compiler.compile_tools(SEED_TOOLS, format=preset, tool_choice=choice, parallel_tool_calls=parallel)
-        for _ in range(1):
-            if True:
-                ids = _walk(g, vocab, rng, 120)
-                msg = fcg.parse(g, ids)
-                calls = msg.get("tool_calls", [])
-                if choice == "none":
-                    assert not calls
-                elif choice != "auto":
-                    assert calls
-                if isinstance(choice, dict):
-                    assert {c["function"]["name"] for c in calls} == {"plan_trip"}
-                if not parallel:
-                    assert len(calls) <= 1
-                for c in calls:
-                    jsonschema.validate(json.loads(c["function"]["arguments"]), SEED_SCHEMAS[c["function"]["name"]])
-                # streaming gives the same message
-                sp = fcg.StreamingParser(g)
-                deltas = []
-                for t in ids:
-                    deltas += sp.feed([t])
-                deltas += sp.finish()
-                content = "".join(d.get("content", "") for d in deltas)
-                assert content.strip() == (msg["content"] or "").strip()
-                names = [tc["function"]["name"] for d in deltas for tc in d.get("tool_calls", [])
-                         if "name" in tc.get("function", {})]
-                assert names == [c["function"]["name"] for c in calls]
-                for i, c in enumerate(calls):
-                    args = "".join(tc["function"].get("arguments", "") for d in deltas
-                                   for tc in d.get("tool_calls", []) if tc["index"] == i)
-                    assert json.loads(args) == json.loads(c["function"]["arguments"])
+        for _ in range(WALKS_PER_CASE):
+            ids = _walk(g, vocab, rng, 120)
+            msg = fcg.parse(g, ids)
+            calls = msg.get("tool_calls", [])
+            if choice == "none":
+                assert not calls
+            elif choice != "auto":
+                assert calls
+            if isinstance(choice, dict):
+                assert {c["function"]["name"] for c in calls} == {"plan_trip"}
+            if not parallel:
+                assert len(calls) <= 1
+            for c in calls:
+                jsonschema.validate(json.loads(c["function"]["arguments"]), SEED_SCHEMAS[c["function"]["name"]])
+            # streaming gives the same message
+            sp = fcg.StreamingParser(g)
+            deltas = []
+            for t in ids:
+                deltas += sp.feed([t])
+            deltas += sp.finish()
+            content = "".join(d.get("content", "") for d in deltas)
+            assert content.strip() == (msg["content"] or "").strip()
+            names = [tc["function"]["name"] for d in deltas for tc in d.get("tool_calls", [])
+                     if "name" in tc.get("function", {})]
+            assert names == [c["function"]["name"] for c in calls]
+            for i, c in enumerate(calls):
+                args = "".join(tc["function"].get("arguments", "") for d in deltas
+                               for tc in d.get("tool_calls", []) if tc["index"] == i)
+                assert json.loads(args) == json.loads(c["function"]["arguments"])
 
 
 def test_strict_function_gets_openai_strict_semantics():
