@@ -288,11 +288,26 @@ struct Builder {
       auto it = fragments.find(std::make_tuple(ranges, json, pairs));
       if (it != fragments.end()) hit = &it->second;
     }
-    if (hit) {
-      const Fragment& f = *hit;
+    auto emit = [&](const Fragment& f) {
       const int32_t base = new_states(f.n_new);
       auto at = [&](int32_t r) { return r == -1 ? from : r == -2 ? to : base + r; };
       for (const auto& e : f.edges) edge(at(e[0]), e[1], e[2], at(e[3]));
+    };
+    if (hit) {
+      emit(*hit);
+      return;
+    }
+    // A JSON-encoded set wider than one code point: the minimal DFA (one range's \u escapes and surrogate
+    // pairs are otherwise spelled once per range and hex case: 73 states for "any code point but a lone
+    // surrogate", 20 minimal). Every unrolled repetition (maxLength) pays the fragment once per position.
+    Fragment m;
+    if (json && !(one && ranges[0].first == ranges[0].second) && minimal_fragment(ranges, pairs, m)) {
+      emit(m);
+      if (one) {
+        if (single_fragments.size() < 65536) single_fragments.emplace(key1, std::move(m));
+      } else if (fragments.size() < 4096) {
+        fragments.emplace(std::make_tuple(ranges, json, pairs), std::move(m));
+      }
       return;
     }
     int32_t n0 = nfa.num_states();
@@ -473,6 +488,69 @@ struct Builder {
       if (A.final[a] && !A.moves[a].empty()) throw GrammarError("internal error: a code point is a prefix of another");
     }
     return cp_dfas.emplace(std::move(key), std::move(A)).first->second;
+  }
+
+  // cp_dfa(ranges, pairs) minimized (Moore's partition refinement) as a Fragment: the start state is `from`,
+  // the final states (no moves: the language is prefix-free) are `to`. False, and f untouched, where a state
+  // besides the start falls in the start's class (it cannot, for a finite language; checked, not assumed).
+  bool minimal_fragment(const std::vector<std::pair<uint32_t, uint32_t>>& ranges, bool pairs, Fragment& f) {
+    // A lone high surrogate's escape is a prefix of a pair's: that set is no single-code-point DFA.
+    bool high = false, astral = false;
+    for (auto [lo, hi] : ranges) {
+      high = high || (lo <= 0xDBFF && hi >= 0xD800);
+      astral = astral || hi >= 0x10000;
+    }
+    if (pairs && high && astral) return false;
+    const CpDfa& A = cp_dfa(ranges, pairs);
+    const size_t n = A.moves.size();
+    using Sig = std::vector<std::array<int32_t, 3>>;  // moves (lo, hi, class), adjacent ones of a class merged
+    auto signature = [&](size_t a, const std::vector<int32_t>& cls) {
+      Sig sig;
+      for (const CpDfa::Move& mv : A.moves[a]) {
+        const int32_t c = cls[size_t(mv.to)];
+        if (!sig.empty() && sig.back()[2] == c && sig.back()[1] + 1 == mv.lo)
+          sig.back()[1] = mv.hi;
+        else
+          sig.push_back({mv.lo, mv.hi, c});
+      }
+      return sig;
+    };
+    std::vector<int32_t> cls(n);
+    size_t ncls = 0;
+    {
+      bool seen[2] = {false, false};
+      for (size_t a = 0; a < n; ++a) {
+        cls[a] = A.final[a] ? 1 : 0;
+        seen[cls[a]] = true;
+      }
+      ncls = size_t(seen[0]) + size_t(seen[1]);
+    }
+    for (;;) {
+      std::map<std::pair<int32_t, Sig>, int32_t> ids;
+      std::vector<int32_t> next(n);
+      for (size_t a = 0; a < n; ++a)
+        next[a] = ids.emplace(std::make_pair(cls[a], signature(a, cls)), int32_t(ids.size())).first->second;
+      cls.swap(next);
+      const bool stable = ids.size() == ncls;  // refinement only splits: no new class means no change
+      ncls = ids.size();
+      if (stable) break;
+    }
+    std::vector<int32_t> rel(ncls, INT32_MIN), rep(ncls, -1);
+    rel[size_t(cls[0])] = -1;
+    int32_t k = 0;
+    for (size_t a = 0; a < n; ++a) {
+      const size_t c = size_t(cls[a]);
+      if (a > 0 && c == size_t(cls[0])) return false;
+      if (rel[c] == INT32_MIN) rel[c] = A.final[a] ? -2 : k++;
+      if (rep[c] < 0) rep[c] = int32_t(a);
+    }
+    f.n_new = k;
+    f.edges.clear();
+    for (size_t c = 0; c < ncls; ++c) {
+      if (rel[c] == -2) continue;  // final: no moves
+      for (const auto& m : signature(size_t(rep[c]), cls)) f.edges.push_back({rel[c], m[0], m[1], rel[size_t(m[2])]});
+    }
+    return true;
   }
 
   // The names of an Op::Excl as a trie over their characters (code points or bytes).

@@ -2100,7 +2100,9 @@ class _Compiler:
             return NOTHING
         for b in (lo, hi):
             if b is not None and b > self.max_rep:
-                raise LimitError(f"minLength/maxLength {b} exceeds max_repetition={self.max_rep} at {n.ptr}")
+                raise LimitError(f"minLength/maxLength {b} exceeds max_repetition={self.max_rep} at {n.ptr} "
+                                 "(a larger max_repetition= allows it: each counted character unrolls about 1 KB "
+                                 "of automaton)")
         cons = [("pattern", p, ptr) for p, ptr in n.patterns] + \
                [("format", f, ptr) for f, ptr in n.formats if f in FORMAT_REGEXES]
         if not cons:
