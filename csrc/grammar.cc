@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <map>
+#include <mutex>
 #include <tuple>
 #include <functional>
 #include <unordered_map>
@@ -301,7 +302,7 @@ struct Builder {
     // pairs are otherwise spelled once per range and hex case: 73 states for "any code point but a lone
     // surrogate", 20 minimal). Every unrolled repetition (maxLength) pays the fragment once per position.
     Fragment m;
-    if (json && !(one && ranges[0].first == ranges[0].second) && minimal_fragment(ranges, pairs, m)) {
+    if (json && !(one && ranges[0].first == ranges[0].second) && shared_minimal_fragment(ranges, pairs, m)) {
       emit(m);
       if (one) {
         if (single_fragments.size() < 65536) single_fragments.emplace(key1, std::move(m));
@@ -488,6 +489,26 @@ struct Builder {
       if (A.final[a] && !A.moves[a].empty()) throw GrammarError("internal error: a code point is a prefix of another");
     }
     return cp_dfas.emplace(std::move(key), std::move(A)).first->second;
+  }
+
+  // minimal_fragment, built once per process: it depends on (ranges, pairs) alone, and building it (cp_dfa's
+  // subset construction over 256 bytes) costs about twice what compiling a small schema does.
+  bool shared_minimal_fragment(const std::vector<std::pair<uint32_t, uint32_t>>& ranges, bool pairs, Fragment& f) {
+    static std::mutex mu;
+    static std::map<std::pair<std::vector<std::pair<uint32_t, uint32_t>>, bool>, std::pair<bool, Fragment>> made;
+    auto key = std::make_pair(ranges, pairs);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = made.find(key);
+      if (it != made.end()) {
+        if (it->second.first) f = it->second.second;
+        return it->second.first;
+      }
+    }
+    const bool ok = minimal_fragment(ranges, pairs, f);
+    std::lock_guard<std::mutex> lock(mu);
+    if (made.size() < 4096) made.emplace(std::move(key), std::make_pair(ok, f));
+    return ok;
   }
 
   // cp_dfa(ranges, pairs) minimized (Moore's partition refinement) as a Fragment: the start state is `from`,
