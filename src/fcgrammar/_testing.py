@@ -12,6 +12,17 @@ def compile_bytes(grammar: Grammar):
                          open_strings=sorted(grammar.open_strings))
 
 
+def compile_bytes_or_none(grammar: Grammar):
+    """compile_bytes, or None when the grammar's language is empty (a schema no instance satisfies)."""
+    from .errors import GrammarError
+    try:
+        return compile_bytes(grammar)
+    except GrammarError as e:
+        if "empty" in str(e):
+            return None
+        raise
+
+
 def accepts(grammar, data) -> bool:
     """True iff ``data`` (bytes or str) is a complete sentence of ``grammar`` (a Grammar or compile_bytes result)."""
     if isinstance(data, str):
