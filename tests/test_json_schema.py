@@ -6,6 +6,8 @@ and, as a guard against mistakes in the tests themselves, every expectation is f
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import random
 import re
@@ -260,6 +262,13 @@ _FORMAT_CASES = {
              ["2eb8aa08-aa98-11ea-b4aa-73b441d1638", "2eb8aa08aa9811eab4aa73b441d16380"]),
     "uri": (["http://foo.bar/?baz=qux#quux", "mailto:a@b.c", "urn:isbn:0451450523", "ldap://[2001:db8::7]/c=GB"],
             ["//foo.bar", "/abc", "abc", "http:// x.com", "1http://a.b", "http://a.b/%6G"]),
+    # RFC 6570's own examples (sections 1.2 and 3.2) and broken expressions
+    "uri-template": (["http://example.com/~{username}/", "{+path}/here", "{/list*}", "{?x,y:3,empty}",
+                      "X{.var:3}", "{#keys*}", "map?{x,y}", "{;hello:5}", "{%41b.c_d}", "/é/{x}", "a'b", ""],
+                     ["{}", "{x", "x}", "{ x}", "{x:0}", "{x:10000}", "{x,}", "a b", "{x*:3}", "<{x}>", "{x.}",
+                      "%zz", "{.x}y}", "a\\b"]),
+    "byte": (["", "YQ==", "YWI=", "YWJj", "+/+/", "SGVsbG8gd29ybGQ="], ["Y", "YQ=", "YQ", "YWJj=", "Y Q==",
+                                                                     "YQ==YQ==", "YQ==\n", "Y-_="]),
 }
 
 
@@ -271,6 +280,23 @@ def test_formats(fmt):
     check({"format": fmt}, [12, None, {}], [])  # formats only constrain strings
 
 
+def test_format_byte_against_base64():
+    """OpenAPI "byte" is base64 with padding: random texts over its alphabet are accepted iff Python's strict
+    decoder takes them, their length is a multiple of 4 and the padding is at most two trailing '=' (the
+    decoder ignores excess padding)."""
+    cg = _compiled({"type": "string", "format": "byte"})
+    rng = random.Random(3)
+    for _ in range(3000):
+        text = "".join(rng.choice("AQgw+/=9") for _ in range(rng.randrange(13)))
+        try:
+            base64.b64decode(text, validate=True)
+            data = text.rstrip("=")
+            ok = len(text) % 4 == 0 and len(text) - len(data) <= 2 and "=" not in data
+        except binascii.Error:
+            ok = False
+        assert accepts(cg, json.dumps(text)) == ok, text
+
+
 def test_format_unknown_and_annotation_only():
     with pytest.raises(SchemaError) as ei:
         schema_to_grammar({"properties": {"x": {"type": "string", "format": "color"}}})
@@ -278,6 +304,7 @@ def test_format_unknown_and_annotation_only():
     with pytest.raises(SchemaError):
         schema_to_grammar({"type": "string", "format": "idn-email"})
     check({"type": "integer", "format": "int32"}, [1, 2 ** 40], [])  # OpenAPI numeric formats: annotations
+    check({"type": "string", "format": "binary"}, ["\x00\xff any text"], [1])
 
 
 # ------------------------------------------------------------------------------------------- numbers

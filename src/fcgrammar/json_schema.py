@@ -83,11 +83,12 @@ _UNSUPPORTED = frozenset({
     "dependentSchemas", "dependencies", "patternProperties", "propertyNames", "unevaluatedProperties",
     "unevaluatedItems", "$dynamicRef", "$recursiveRef", "disallow", "extends", "divisibleBy",
 })
-# format values that are annotations only (OpenAPI numeric formats, password): accepted and ignored
 # in-place applicators (they evaluate properties/items for unevaluated*)
 _APPLICATORS = ("allOf", "anyOf", "oneOf", "not", "if", "then", "else", "$ref", "$dynamicRef", "$recursiveRef",
                 "dependentSchemas", "dependencies", "patternProperties", "contains")
-_IGNORED_FORMATS = frozenset({"int32", "int64", "float", "double", "password"})
+# format values that are annotations only (OpenAPI's numeric formats, password, and binary: "any sequence of
+# octets", which says nothing of a JSON string): accepted and ignored
+_IGNORED_FORMATS = frozenset({"int32", "int64", "float", "double", "password", "binary"})
 
 # ----------------------------------------------------------------------------------- IR constants
 _Q = (LIT, b'"')

@@ -95,6 +95,17 @@ _URI = (_SCHEME + ":(?://" + _AUTHORITY + _PATH_ABEMPTY + "|" + _PATH_ABSOLUTE +
         + r"(?:\?" + _QUERY + ")?(?:#" + _QUERY + ")?")
 _RELATIVE_REF = ("(?://" + _AUTHORITY + _PATH_ABEMPTY + "|" + _PATH_ABSOLUTE + "|" + _PATH_NOSCHEME + ")?"
                  + r"(?:\?" + _QUERY + ")?(?:#" + _QUERY + ")?")
+# RFC 6570 URI Template (level 4): literals (ASCII but CTL, SP, " % < > \\ ^ ` { | }; ucschar; iprivate;
+# pct-encoded; the apostrophe too, per erratum 6937, as the JSON-Schema-Test-Suite has it) and expressions
+# "{" [operator] varspec *("," varspec) "}"; a prefix modifier is 1-9999.
+_UCS_PRIVATE = ("\u00a0-\ud7ff\ue000-\ufdcf\ufdf0-\uffef"  # ucschar, iprivate (plane 14 from U+E1000)
+                + "".join(f"{chr(p << 16 | (0x1000 if p == 14 else 0))}-{chr(p << 16 | 0xFFFD)}" for p in range(1, 17)))
+_TEMPLATE_LITERAL = "(?:[!#$&'()*+,\\-./0-9:;=?@A-Z\\[\\]_a-z~" + _UCS_PRIVATE + "]|" + _PCT + ")"
+_VARCHAR = "(?:[A-Za-z0-9_]|" + _PCT + ")"
+_VARSPEC = _VARCHAR + "(?:\\.?" + _VARCHAR + ")*(?::[1-9][0-9]{0,3}|\\*)?"
+_URI_TEMPLATE = "(?:" + _TEMPLATE_LITERAL + "|\\{[+#./;?&=,!@|]?" + _VARSPEC + "(?:," + _VARSPEC + ")*\\})*"
+# OpenAPI "byte": base64 (RFC 4648, with padding)
+_BASE64 = "(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
 _JSON_POINTER = "(?:/(?:[^~/]|~[01])*)*"
 _REL_JSON_POINTER = "(?:0|[1-9][0-9]*)(?:#|" + _JSON_POINTER + ")"
 
@@ -112,10 +123,12 @@ FORMAT_REGEXES: Dict[str, str] = {
     "uri-reference": "^(?:" + _URI + "|" + _RELATIVE_REF + ")$",
     "json-pointer": "^" + _JSON_POINTER + "$",
     "relative-json-pointer": "^" + _REL_JSON_POINTER + "$",
+    "uri-template": "^" + _URI_TEMPLATE + "$",
+    "byte": "^" + _BASE64 + "$",
 }
 
 # Formats defined by JSON Schema 2020-12 that we cannot express (SchemaError unless lenient=True).
-UNSUPPORTED_FORMATS = frozenset({"idn-email", "idn-hostname", "iri", "iri-reference", "uri-template", "regex"})
+UNSUPPORTED_FORMATS = frozenset({"idn-email", "idn-hostname", "iri", "iri-reference", "regex"})
 
 
 def format_regex(name: str) -> Optional[str]:
