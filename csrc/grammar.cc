@@ -301,15 +301,17 @@ struct Builder {
     // A JSON-encoded set wider than one code point: the minimal DFA (one range's \u escapes and surrogate
     // pairs are otherwise spelled once per range and hex case: 73 states for "any code point but a lone
     // surrogate", 20 minimal). Every unrolled repetition (maxLength) pays the fragment once per position.
-    Fragment m;
-    if (json && !(one && ranges[0].first == ranges[0].second) && shared_minimal_fragment(ranges, pairs, m)) {
-      emit(m);
-      if (one) {
-        if (single_fragments.size() < 65536) single_fragments.emplace(key1, std::move(m));
-      } else if (fragments.size() < 4096) {
-        fragments.emplace(std::make_tuple(ranges, json, pairs), std::move(m));
+    if (json && !(one && ranges[0].first == ranges[0].second) && prefix_free(ranges, pairs)) {
+      const CpForms& c = cp_forms(ranges, pairs);
+      if (c.minimal) {
+        emit(c.fragment);
+        if (one) {
+          if (single_fragments.size() < 65536) single_fragments.emplace(key1, c.fragment);
+        } else if (fragments.size() < 4096) {
+          fragments.emplace(std::make_tuple(ranges, json, pairs), c.fragment);
+        }
+        return;
       }
-      return;
     }
     int32_t n0 = nfa.num_states();
     size_t e0 = raw_edges.size(), p0 = raw_eps.size(), c0 = raw_calls.size();
@@ -434,7 +436,15 @@ struct Builder {
       return -1;
     }
   };
-  std::map<std::pair<std::vector<std::pair<uint32_t, uint32_t>>, bool>, CpDfa> cp_dfas;
+  // A code point set's DFA and, where it has one, its minimal fragment: they depend on (ranges, pairs)
+  // alone, so cp_forms keeps them once per process.
+  struct CpForms {
+    CpDfa dfa;
+    bool minimal = false;  // `fragment` holds the minimal DFA as a Fragment
+    Fragment fragment;
+  };
+  using CpKey = std::pair<std::vector<std::pair<uint32_t, uint32_t>>, bool>;
+  std::map<CpKey, CpForms> cp_local;  // where the process-wide table is full
   std::unordered_map<uint64_t, std::vector<std::string>> encodings_;  // (pairs, code point) -> json_encodings
 
   const std::vector<std::string>& encodings(uint32_t c, bool pairs) {
@@ -443,10 +453,42 @@ struct Builder {
     return it->second;
   }
 
-  const CpDfa& cp_dfa(const std::vector<std::pair<uint32_t, uint32_t>>& ranges, bool pairs) {
-    auto key = std::make_pair(ranges, pairs);
-    auto it = cp_dfas.find(key);
-    if (it != cp_dfas.end()) return it->second;
+  // Whether one JSON-encoded code point of the set is a prefix-free language, as CpDfa needs: where the set
+  // has a lone high surrogate and pairs, the lone escape is a prefix of a pair's.
+  static bool prefix_free(const std::vector<std::pair<uint32_t, uint32_t>>& ranges, bool pairs) {
+    bool high = false, astral = false;
+    for (auto [lo, hi] : ranges) {
+      high = high || (lo <= 0xDBFF && hi >= 0xD800);
+      astral = astral || hi >= 0x10000;
+    }
+    return !(pairs && high && astral);
+  }
+
+  // The forms of a prefix-free set (prefix_free), built once per process: the subset construction over
+  // 256 bytes costs about twice what compiling a small schema does. At most 4096 sets are kept for the
+  // process (entries are never erased, so references stay valid); past that, for this builder only.
+  const CpForms& cp_forms(const std::vector<std::pair<uint32_t, uint32_t>>& ranges, bool pairs) {
+    static std::mutex mu;
+    static std::map<CpKey, CpForms> made;
+    CpKey key(ranges, pairs);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = made.find(key);
+      if (it != made.end()) return it->second;
+    }
+    auto local = cp_local.find(key);
+    if (local != cp_local.end()) return local->second;
+    CpForms c;
+    c.dfa = build_cp_dfa(ranges, pairs);
+    c.minimal = minimal_fragment(c.dfa, c.fragment);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (made.size() < 4096) return made.emplace(key, std::move(c)).first->second;  // or another thread's
+    }
+    return cp_local.emplace(std::move(key), std::move(c)).first->second;
+  }
+
+  CpDfa build_cp_dfa(const std::vector<std::pair<uint32_t, uint32_t>>& ranges, bool pairs) {
     Builder tb(ir, limits);
     const int32_t s0 = tb.new_state(), s1 = tb.new_state();
     tb.codepoints_build(s0, s1, ranges, true, pairs);
@@ -488,41 +530,13 @@ struct Builder {
       }
       if (A.final[a] && !A.moves[a].empty()) throw GrammarError("internal error: a code point is a prefix of another");
     }
-    return cp_dfas.emplace(std::move(key), std::move(A)).first->second;
+    return A;
   }
 
-  // minimal_fragment, built once per process: it depends on (ranges, pairs) alone, and building it (cp_dfa's
-  // subset construction over 256 bytes) costs about twice what compiling a small schema does.
-  bool shared_minimal_fragment(const std::vector<std::pair<uint32_t, uint32_t>>& ranges, bool pairs, Fragment& f) {
-    static std::mutex mu;
-    static std::map<std::pair<std::vector<std::pair<uint32_t, uint32_t>>, bool>, std::pair<bool, Fragment>> made;
-    auto key = std::make_pair(ranges, pairs);
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      auto it = made.find(key);
-      if (it != made.end()) {
-        if (it->second.first) f = it->second.second;
-        return it->second.first;
-      }
-    }
-    const bool ok = minimal_fragment(ranges, pairs, f);
-    std::lock_guard<std::mutex> lock(mu);
-    if (made.size() < 4096) made.emplace(std::move(key), std::make_pair(ok, f));
-    return ok;
-  }
-
-  // cp_dfa(ranges, pairs) minimized (Moore's partition refinement) as a Fragment: the start state is `from`,
-  // the final states (no moves: the language is prefix-free) are `to`. False, and f untouched, where a state
-  // besides the start falls in the start's class (it cannot, for a finite language; checked, not assumed).
-  bool minimal_fragment(const std::vector<std::pair<uint32_t, uint32_t>>& ranges, bool pairs, Fragment& f) {
-    // A lone high surrogate's escape is a prefix of a pair's: that set is no single-code-point DFA.
-    bool high = false, astral = false;
-    for (auto [lo, hi] : ranges) {
-      high = high || (lo <= 0xDBFF && hi >= 0xD800);
-      astral = astral || hi >= 0x10000;
-    }
-    if (pairs && high && astral) return false;
-    const CpDfa& A = cp_dfa(ranges, pairs);
+  // A minimized (Moore's partition refinement) as a Fragment: the start state is `from`, the final states
+  // (no moves: the language is prefix-free) are `to`. False where a state besides the start falls in the
+  // start's class (it cannot, for a finite language; checked, not assumed).
+  static bool minimal_fragment(const CpDfa& A, Fragment& f) {
     const size_t n = A.moves.size();
     using Sig = std::vector<std::array<int32_t, 3>>;  // moves (lo, hi, class), adjacent ones of a class merged
     auto signature = [&](size_t a, const std::vector<int32_t>& cls) {
@@ -659,7 +673,7 @@ struct Builder {
     if (lone && !covers_surrogates(u))
       throw GrammarError("key exclusion: its code points must hold every surrogate or none");
     const bool pairs = !lone;
-    const CpDfa& A = cp_dfa(u, pairs);
+    const CpDfa& A = cp_forms(u, pairs).dfa;  // prefix-free: pairs only where the set has no surrogate
     auto in_u = [&](uint32_t c) {
       for (auto [lo, hi] : u)
         if (lo <= c && c <= hi) return true;
