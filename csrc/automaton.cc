@@ -377,7 +377,6 @@ void Automaton::ensure_scratch_locked() const {
   if (single_.empty()) single_.assign(size_t(nfa_.num_states()), -1);
 }
 
-
 int32_t Automaton::closure_state(int32_t s) const {
   std::lock_guard<std::mutex> lock(mu_);
   ensure_scratch_locked();

@@ -94,8 +94,7 @@ struct StringLexemeIndex {
   // The states of an NFA set that matter for its behaviour: those with an edge or a call, or final in
   // their rule (an epsilon-only state adds nothing once the set is closed).
   static bool matters(const Nfa& nfa, int32_t s) {
-    return nfa.edge_off[s] != nfa.edge_off[s + 1] || !nfa.calls_of(s).empty() ||
-           nfa.is_final(s);
+    return !nfa.edges_of(s).empty() || !nfa.calls_of(s).empty() || nfa.is_final(s);
   }
   static std::vector<int32_t> core(const Nfa& nfa, Span<int32_t> set) {
     std::vector<int32_t> out;
