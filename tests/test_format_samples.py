@@ -25,6 +25,7 @@ import fcgrammar as fcg
 from fcgrammar.render import render
 
 from conftest import TOKENIZERS, data_path
+from walks import random_walk
 
 FUNCTIONARY = "function-calling/functionary"
 
@@ -380,22 +381,13 @@ def test_code_interpreter_needs_a_format_with_code():
 def test_code_interpreter_streaming_and_walks():
     import random
 
-    import numpy as np
-
     vocab, compiler, _ = _vocab("llama3.1")
     rng = random.Random(7)
     mask = fcg.allocate_token_bitmask(1, vocab.size)
     for preset in ["functionary-v3", "functionary-v3.1"]:
         g = compiler.compile_tools([WEATHER, CODE], format=preset, tool_choice="required")
         for _ in range(3):
-            m = fcg.Matcher(g, max_tokens=60)
-            ids = []
-            while not m.is_terminated():
-                m.fill_next_token_bitmask(mask)
-                allowed = np.flatnonzero(np.unpackbits(mask[0].view(np.uint8), bitorder="little"))
-                t = int(allowed[rng.randrange(allowed.size)])
-                assert m.accept_token(t)
-                ids.append(t)
+            ids = random_walk(fcg.Matcher(g, max_tokens=60), rng, vocab.size, mask)
             msg = fcg.parse(g, ids)
             assert msg["tool_calls"]
             sp = fcg.StreamingParser(g)

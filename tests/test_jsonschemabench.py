@@ -27,7 +27,6 @@ import re
 from pathlib import Path
 
 import jsonschema
-import numpy as np
 import pytest
 
 import fcgrammar as fcg
@@ -35,6 +34,7 @@ from fcgrammar.errors import GrammarError, LimitError, SchemaError
 
 import ratchets
 from conftest import data_path
+from walks import byte_vocabulary, random_walk
 
 _HERE = Path(__file__).resolve().parent
 MASKBENCH_RATCHET = _HERE / "ratchet" / "maskbench.json"
@@ -141,28 +141,16 @@ class _DuplicateKey(Exception):
 
 @pytest.fixture(scope="module")
 def byte_compiler():
-    tokens = [bytes([b]) for b in range(256)] + ["<eos>"]
-    vocab = fcg.Vocabulary.from_tokens(tokens, special_ids=[256], stop_ids=[256], name="bytes")
-    return fcg.Compiler(vocab)
+    return fcg.Compiler(byte_vocabulary())
 
 
 def _walk(compiler, schema, rng) -> bytes:
     grammar = compiler.compile_json_schema(schema)
     need = fcg.Matcher(grammar).min_tokens_to_finish
     m = fcg.Matcher(grammar, max_tokens=need + WALK_SLACK)
-    size = compiler.vocab.size
-    mask = fcg.allocate_token_bitmask(1, size)
-    out = bytearray()
-    while not m.is_terminated():
-        m.fill_next_token_bitmask(mask)
-        allowed = np.flatnonzero(np.unpackbits(mask[0].view(np.uint8), bitorder="little")[:size])
-        assert allowed.size, f"empty mask after {bytes(out)[-200:]!r}"
-        t = int(allowed[rng.randrange(allowed.size)])
-        assert m.accept_token(t)
-        if t < 256:
-            out.append(t)
+    out = bytes(t for t in random_walk(m, rng, compiler.vocab.size) if t < 256)
     assert m.is_accepting() and len(out) <= need + WALK_SLACK  # the budget counts the tokens before the stop
-    return bytes(out)
+    return out
 
 
 def _jsb_subset(compiler, name: str) -> dict:

@@ -15,13 +15,14 @@ import zlib
 from decimal import Decimal
 
 import jsonschema
-import numpy as np
 import pytest
 
 import fcgrammar as fcg
 from fcgrammar._testing import accepts, compile_bytes
 from fcgrammar.errors import SchemaError
 from fcgrammar.json_schema import schema_to_grammar
+
+from walks import byte_vocabulary, random_walk
 
 _FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
 
@@ -421,27 +422,9 @@ def test_kwargs_recursion_enum_and_anyof():
 
 
 # ------------------------------------------------------------------------------------------ random walks
-def _byte_vocab():
-    return fcg.Vocabulary.from_tokens([bytes([b]) for b in range(256)] + [b"<|end|>"], special_ids=[256],
-                                      stop_ids=[256])
-
-
-def _walk(matcher, vocab_size, rng, mask, budget):
-    out = []
-    while not matcher.is_terminated() and matcher.num_tokens < budget:
-        matcher.fill_next_token_bitmask(mask)
-        allowed = np.flatnonzero(np.unpackbits(mask[0].view(np.uint8), bitorder="little")[:vocab_size])
-        assert allowed.size, "the mask went empty before the output was complete"
-        t = int(allowed[rng.randrange(allowed.size)])
-        assert matcher.accept_token(t)
-        out.append(t)
-    assert matcher.is_accepting()
-    return out
-
-
 @pytest.fixture(scope="module")
 def byte_compiler():
-    vocab = _byte_vocab()
+    vocab = byte_vocabulary()
     return vocab, fcg.Compiler(vocab)
 
 
@@ -454,7 +437,8 @@ def test_byte_random_walks_are_valid(byte_compiler, name, schema, valid, invalid
     budget = 90
     for _ in range(40):
         m = fcg.Matcher(cg, max_tokens=budget)
-        ids = _walk(m, vocab.size, rng, mask, budget)
+        ids = random_walk(m, rng, vocab.size, mask, budget)
+        assert m.is_accepting()
         text = vocab.decode([i for i in ids if i != 256]).decode("utf-8")
         v = py_eval(text)
         assert _valid(schema, v), f"{name}: {text!r} -> {v!r} is not valid"
@@ -471,7 +455,8 @@ def test_byte_random_walks_kwargs(byte_compiler):
             cg = compiler.compile_grammar(schema_to_grammar(schema, syntax="python", kwargs=True, **opts))
             for _ in range(30):
                 m = fcg.Matcher(cg, max_tokens=120)
-                ids = _walk(m, vocab.size, rng, mask, 120)
+                ids = random_walk(m, rng, vocab.size, mask, 120)
+                assert m.is_accepting()
                 text = vocab.decode([t for t in ids if t != 256]).decode("utf-8")
                 v = parse_kwargs(text)
                 assert _valid(schema, v), f"schema {i} {opts}: {text!r} -> {v!r}"
@@ -492,7 +477,8 @@ def test_demo_vocabulary_end_to_end():
             cg = compiler.compile_grammar(schema_to_grammar(schema, syntax="python", kwargs=kwargs))
             for _ in range(25):
                 m = fcg.Matcher(cg, max_tokens=budget)
-                ids = _walk(m, vocab.size, rng, mask, budget)
+                ids = random_walk(m, rng, vocab.size, mask, budget)
+                assert m.is_accepting()
                 stops = set(vocab.special_mask().nonzero()[0].tolist()) if hasattr(vocab, "special_mask") else set()
                 text = vocab.decode([t for t in ids if t not in stops]).decode("utf-8")
                 v = parse_kwargs(text) if kwargs else py_eval(text)

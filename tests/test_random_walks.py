@@ -13,13 +13,13 @@ import zlib
 from decimal import Decimal
 
 import jsonschema
-import numpy as np
 import pytest
 
 import fcgrammar as fcg
 
 from bfcl_data import call_schema, load
 from conftest import DATA_DIR, TOKENIZERS, data_path
+from walks import random_walk
 
 WALK_TOKENIZERS = ["llama3.1", "qwen3", "phi-3", "llama2"]
 BUDGET = 300
@@ -46,18 +46,6 @@ def _parse_float(text: str):
     return float(text)
 
 
-def walk(matcher, vocab, rng, mask):
-    out = []
-    while not matcher.is_terminated() and matcher.num_tokens < BUDGET:
-        matcher.fill_next_token_bitmask(mask)
-        allowed = np.flatnonzero(np.unpackbits(mask[0].view(np.uint8), bitorder="little")[: vocab.size])
-        assert allowed.size, "the mask went empty before the output was complete"
-        t = int(allowed[rng.randrange(allowed.size)])
-        assert matcher.accept_token(t)
-        out.append(t)
-    return out
-
-
 @pytest.mark.parametrize("tok_name", WALK_TOKENIZERS)
 def test_random_walks_end_within_budget_and_validate(tok_name):
     tool_sets = _tool_sets()
@@ -75,7 +63,7 @@ def test_random_walks_end_within_budget_and_validate(tok_name):
             continue  # a tool set whose schemas admit no value at all (live_simple_71)
         m = fcg.Matcher(grammar, max_tokens=BUDGET)
         assert m.min_tokens_to_finish <= BUDGET, functions[0]["name"]
-        ids = walk(m, vocab, rng, mask)
+        ids = random_walk(m, rng, vocab.size, mask, BUDGET)
         assert len(ids) <= BUDGET
         assert m.is_accepting(), f"walk {i} ended incomplete: {vocab.decode(ids)[:200]!r}"
         ended_by_stop += m.is_terminated()

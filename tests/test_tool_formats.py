@@ -24,6 +24,7 @@ from fcgrammar.seed_tools import SEED_TOOLS
 from bfcl_data import load, ordered_call, to_standard_schema
 from conftest import DATA_DIR, TOKENIZERS, data_path
 from families import FAMILY, family_vocabulary
+from walks import random_walk
 
 PRESETS = fcg.formats.names()
 
@@ -285,16 +286,7 @@ def test_parse_unconstrained_text_raises():
 
 # ------------------------------------------------------------------------------------ adversarial walks
 def _walk(grammar, vocab, rng, budget):
-    m = fcg.Matcher(grammar, max_tokens=budget)
-    mask = fcg.allocate_token_bitmask(1, vocab.size)
-    out = []
-    while not m.is_terminated():
-        m.fill_next_token_bitmask(mask)
-        allowed = np.flatnonzero(np.unpackbits(mask[0].view(np.uint8), bitorder="little"))
-        assert allowed.size, "empty mask before the end of the turn"
-        t = int(allowed[rng.randrange(allowed.size)])
-        assert m.accept_token(t)
-        out.append(t)
+    out = random_walk(fcg.Matcher(grammar, max_tokens=budget), rng, vocab.size)
     assert len(out) <= budget
     return out
 
